@@ -1,0 +1,96 @@
+"""The exception hierarchy of stockguard.
+
+Every refusal the service can give is one of these classes, and each class
+carries the API error ``code`` it maps to, so the HTTP layer translates them in
+one place. Catch :class:`StockguardError` to catch them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class StockguardError(Exception):
+    """Base of every error stockguard raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(StockguardError):
+    """A value breaks the rules (ids, quantities, shapes); nothing was changed."""
+
+    code = "invalid"
+
+    def __init__(self, detail: str, errors: Sequence[str] = ()) -> None:
+        super().__init__(detail)
+        self.errors = list(errors) or [detail]
+
+
+class NotFound(StockguardError):
+    """An unknown sku, listing, order or shipment."""
+
+    code = "not_found"
+
+
+class UnknownItem(NotFound):
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"unknown sku {sku!r}")
+        self.sku = sku
+
+
+class UnknownListing(NotFound):
+    def __init__(self, listing_id: str) -> None:
+        super().__init__(f"unknown listing {listing_id!r}")
+        self.listing_id = listing_id
+
+
+class UnknownOrder(NotFound):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"unknown order {order_id!r}")
+        self.order_id = order_id
+
+
+class UnknownShipment(NotFound):
+    def __init__(self, shipment_id: str) -> None:
+        super().__init__(f"unknown incoming shipment {shipment_id!r}")
+        self.shipment_id = shipment_id
+
+
+class SoldOut(StockguardError):
+    """Not enough sellable stock for the whole order (or for its payment)."""
+
+    code = "sold_out"
+
+
+class LimitExceeded(StockguardError):
+    """The buyer's live and paid orders of a listing would pass its limit."""
+
+    code = "limit_exceeded"
+
+
+class OrderConflict(StockguardError):
+    """An order id reused with a different body."""
+
+    code = "order_conflict"
+
+
+class InvalidTransition(StockguardError):
+    """An order status change that does not exist, e.g. paying a cancelled order."""
+
+    code = "invalid_transition"
+
+
+class HoldExpired(StockguardError):
+    """Paying an order whose hold expired when no stock is left to take again."""
+
+    code = "expired"
+
+
+class Unavailable(StockguardError):
+    """A store the request needs is down or busy; nothing was changed."""
+
+    code = "unavailable"

@@ -1,0 +1,164 @@
+"""The rules of deduction as pure functions: sellable, allocation, transitions, movements."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from stockguard.domain.errors import InvalidTransition, SoldOut
+from stockguard.domain.model import (
+    Allocation,
+    Counter,
+    Level,
+    Listing,
+    Movement,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Reason,
+)
+
+
+class Action(enum.StrEnum):
+    PAY = "pay"
+    CANCEL = "cancel"
+    SHIP = "ship"
+    EXPIRE = "expire"
+
+
+# For each action: the statuses it may start from. Reaching the target status
+# again (paying a paid order) is an idempotent replay, handled by the caller.
+_ALLOWED_FROM: dict[Action, frozenset[OrderStatus]] = {
+    Action.PAY: frozenset({OrderStatus.PLACED, OrderStatus.RESERVED, OrderStatus.EXPIRED}),
+    Action.CANCEL: frozenset({OrderStatus.PLACED, OrderStatus.RESERVED, OrderStatus.PAID}),
+    Action.SHIP: frozenset({OrderStatus.PAID}),
+    Action.EXPIRE: frozenset({OrderStatus.RESERVED}),
+}
+TARGET: dict[Action, OrderStatus] = {
+    Action.PAY: OrderStatus.PAID,
+    Action.CANCEL: OrderStatus.CANCELLED,
+    Action.SHIP: OrderStatus.SHIPPED,
+    Action.EXPIRE: OrderStatus.EXPIRED,
+}
+# Statuses whose replay of an action answers the order as it is.
+_ALREADY_DONE: dict[Action, frozenset[OrderStatus]] = {
+    Action.PAY: frozenset({OrderStatus.PAID, OrderStatus.SHIPPED}),
+    Action.CANCEL: frozenset({OrderStatus.CANCELLED}),
+    Action.SHIP: frozenset({OrderStatus.SHIPPED}),
+    Action.EXPIRE: frozenset({OrderStatus.EXPIRED}),
+}
+
+
+def is_replay(order: Order, action: Action) -> bool:
+    """True when the order already went through ``action``: answer it unchanged."""
+    return order.status in _ALREADY_DONE[action]
+
+
+def check_transition(order: Order, action: Action) -> None:
+    """Raise :class:`InvalidTransition` unless ``action`` may start from the order's status."""
+    if order.status not in _ALLOWED_FROM[action]:
+        raise InvalidTransition(f"cannot {action.value} order {order.order_id!r}: it is {order.status.value}")
+
+
+def is_due(order: Order, now: datetime) -> bool:
+    """A reserved order whose hold has run out (whether or not a sweeper saw it yet)."""
+    return order.status is OrderStatus.RESERVED and order.expires_at is not None and order.expires_at <= now
+
+
+def required_units(lines: Sequence[OrderLine], listings: Mapping[str, Listing]) -> dict[str, int]:
+    """Units of each item the order's lines need, bundles expanded."""
+    need: dict[str, int] = {}
+    for line in lines:
+        for component in listings[line.listing_id].components:
+            need[component.sku] = need.get(component.sku, 0) + component.quantity * line.quantity
+    return need
+
+
+def item_available(levels: Iterable[Level]) -> int:
+    """Units of one item that may still be sold, over all its warehouses.
+
+    A shortage in any warehouse stops new sales of the item until it is mended.
+    """
+    total = 0
+    for level in levels:
+        if level.short:
+            return 0
+        total += level.available
+    return total
+
+
+def sellable(listing: Listing, levels: Mapping[str, Sequence[Level]], sold: int) -> int:
+    """``min over components of floor(available / quantity)``, capped by the quota left."""
+    result = min(
+        item_available(levels.get(component.sku, ())) // component.quantity
+        for component in listing.components
+    )
+    if listing.quota is not None:
+        result = min(result, listing.quota - sold)
+    return max(result, 0)
+
+
+def allocate(
+    need: Mapping[str, int],
+    levels: Mapping[str, Sequence[Level]],
+    priorities: Mapping[str, int],
+) -> tuple[Allocation, ...]:
+    """Take the needed units from warehouses in priority order, splitting if needed.
+
+    Raises :class:`SoldOut` when any item lacks the units; then nothing is taken.
+    """
+    allocations: list[Allocation] = []
+    for sku in sorted(need):
+        wanted = need[sku]
+        item_levels = levels.get(sku, ())
+        if item_available(item_levels) < wanted:
+            raise SoldOut(f"not enough stock of {sku!r}: {wanted} needed")
+        ordered = sorted(item_levels, key=lambda lv: (priorities.get(lv.warehouse, 100), lv.warehouse))
+        for level in ordered:
+            take = min(wanted, level.available)
+            if take > 0:
+                allocations.append(Allocation(sku, level.warehouse, take))
+                wanted -= take
+            if wanted == 0:
+                break
+    return tuple(allocations)
+
+
+def _movements(
+    allocations: Iterable[Allocation],
+    changes: Sequence[tuple[Counter, int]],
+    reason: Reason,
+    order_id: str,
+    at: datetime,
+) -> list[Movement]:
+    return [
+        Movement(a.sku, a.warehouse, counter, sign * a.quantity, reason, at, order_id=order_id)
+        for a in allocations
+        for counter, sign in changes
+    ]
+
+
+def hold_movements(allocations: Iterable[Allocation], order_id: str, at: datetime) -> list[Movement]:
+    return _movements(allocations, [(Counter.RESERVED, 1)], Reason.HOLD, order_id, at)
+
+
+def take_movements(allocations: Iterable[Allocation], order_id: str, at: datetime) -> list[Movement]:
+    """Stock taken and paid for in one step (`payment` deduction, or paying after expiry)."""
+    return _movements(allocations, [(Counter.COMMITTED, 1)], Reason.COMMIT, order_id, at)
+
+
+def commit_movements(allocations: Iterable[Allocation], order_id: str, at: datetime) -> list[Movement]:
+    changes = [(Counter.RESERVED, -1), (Counter.COMMITTED, 1)]
+    return _movements(allocations, changes, Reason.COMMIT, order_id, at)
+
+
+def return_movements(order: Order, reason: Reason, at: datetime) -> list[Movement]:
+    """Give back what an order holds (reserved) or has taken (committed, not shipped)."""
+    counter = Counter.COMMITTED if order.status is OrderStatus.PAID else Counter.RESERVED
+    return _movements(order.allocations, [(counter, -1)], reason, order.order_id, at)
+
+
+def ship_movements(order: Order, at: datetime) -> list[Movement]:
+    changes = [(Counter.COMMITTED, -1), (Counter.ON_HAND, -1)]
+    return _movements(order.allocations, changes, Reason.SHIP, order.order_id, at)

@@ -1,0 +1,41 @@
+"""Input rules shared by every entry point: ids and quantities.
+
+They live in the domain so the library, the CLI and the HTTP API refuse the
+same values with the same words.
+"""
+
+from __future__ import annotations
+
+import re
+
+from stockguard.domain.errors import InvalidInput
+
+MAX_QUANTITY = 1_000_000_000
+MAX_ID_LENGTH = 64
+_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+
+def check_id(value: object, field: str) -> str:
+    """Return ``value`` if it is a valid identifier, else raise :class:`InvalidInput`."""
+    if not isinstance(value, str) or _ID.fullmatch(value) is None:
+        raise InvalidInput(
+            f"{field} must be 1 to {MAX_ID_LENGTH} characters of A-Z a-z 0-9 _ . : -",
+        )
+    return value
+
+
+def check_quantity(value: object, field: str, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is an integer in ``minimum..MAX_QUANTITY``."""
+    # bool is an int subclass; True is not a quantity.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInput(f"{field} must be an integer")
+    if not minimum <= value <= MAX_QUANTITY:
+        raise InvalidInput(f"{field} must be between {minimum} and {MAX_QUANTITY:,}")
+    return value
+
+
+def check_text(value: object, field: str, *, max_length: int = 200) -> str:
+    """Free text such as titles and reasons: a non-blank string of bounded length."""
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        raise InvalidInput(f"{field} must be non-blank text of at most {max_length} characters")
+    return value

@@ -1,0 +1,103 @@
+"""What every use case shares: the store, the clock, and a few loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from stockguard.domain import rules
+from stockguard.domain.errors import UnknownItem, UnknownListing, UnknownOrder
+from stockguard.domain.model import (
+    Item,
+    ItemStock,
+    Listing,
+    Order,
+    OrderStatus,
+    Reason,
+)
+from stockguard.stores.base import Store, Transaction
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# How many expired holds one sweep releases in one transaction: enough to
+# catch up quickly, small enough that the write lock is never held for long.
+SWEEP_BATCH = 500
+
+
+class ServiceBase:
+    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+        self.store = store
+        self.clock = clock
+
+    # -- loaders used inside transactions
+    @staticmethod
+    def _item(tx: Transaction, sku: str) -> Item:
+        item = tx.item(sku)
+        if item is None:
+            raise UnknownItem(sku)
+        return item
+
+    @staticmethod
+    def _listing(tx: Transaction, listing_id: str) -> Listing:
+        listing = tx.listing(listing_id)
+        if listing is None:
+            raise UnknownListing(listing_id)
+        return listing
+
+    @staticmethod
+    def _order(tx: Transaction, order_id: str) -> Order:
+        order = tx.order(order_id)
+        if order is None:
+            raise UnknownOrder(order_id)
+        return order
+
+    @staticmethod
+    def _item_stock(tx: Transaction, item: Item) -> ItemStock:
+        levels = tx.levels([item.sku]).get(item.sku, [])
+        return ItemStock(item, tuple(sorted(levels, key=lambda lv: lv.warehouse)))
+
+    # -- expiry, shared by the sweeper and by every read that must not see a stale hold
+    @staticmethod
+    def _expire(tx: Transaction, order: Order, now: datetime) -> Order:
+        tx.record(rules.return_movements(order, Reason.EXPIRE, now))
+        expired = replace(order, status=OrderStatus.EXPIRED, updated_at=now)
+        tx.update_order(expired)
+        count_sold(tx, order, -1)
+        return expired
+
+    def _sweep(self, tx: Transaction, now: datetime) -> int:
+        due = tx.due_orders(now, SWEEP_BATCH)
+        for order in due:
+            self._expire(tx, order, now)
+        return len(due)
+
+    def expire_due(self) -> int:
+        """Release every hold whose time ran out; returns how many. Safe to run anywhere, any time."""
+        released = 0
+        while True:
+            now = self.clock()
+            with self.store.write() as tx:
+                count = self._sweep(tx, now)
+            released += count
+            if count < SWEEP_BATCH:
+                return released
+
+    def _sweep_if_due(self) -> None:
+        """Make reads honest: release due holds before reporting stock."""
+        now = self.clock()
+        with self.store.read() as tx:
+            due = tx.has_due(now)
+        if due:
+            self.expire_due()
+
+
+def count_sold(tx: Transaction, order: Order, sign: int) -> None:
+    """Keep each listing's sold units in step when an order starts or stops holding stock."""
+    for line in order.lines:
+        tx.add_sold(line.listing_id, sign * line.quantity)

@@ -1,0 +1,325 @@
+"""Catalog and stock use cases: warehouses, items, listings, goods in, counts, incoming."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from stockguard.domain import rules
+from stockguard.domain.errors import InvalidInput, UnknownShipment
+from stockguard.domain.model import (
+    Component,
+    Counter,
+    Deduction,
+    Item,
+    ItemStock,
+    Level,
+    Listing,
+    ListingStock,
+    Movement,
+    Reason,
+    Shipment,
+    Warehouse,
+)
+from stockguard.domain.validation import check_id, check_quantity, check_text
+from stockguard.service.base import ServiceBase
+from stockguard.stores.base import Transaction
+
+DEFAULT_WAREHOUSE = "main"
+MAX_COMPONENTS = 50
+MAX_HOLD_SECONDS = 86_400
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Saved(Generic[T]):
+    """The answer to a create-or-replace: the value, and whether this call created it."""
+
+    value: T
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CountResult:
+    """A stock count: the item after it, and how many units it is short by (0 if none)."""
+
+    stock: ItemStock
+    short_by: int
+
+
+@dataclass(frozen=True, slots=True)
+class Shortage:
+    sku: str
+    warehouse: str
+    short_by: int  # units promised (reserved + committed) beyond on_hand - safety
+
+
+class CatalogService(ServiceBase):
+    # -- warehouses
+    def put_warehouse(self, name: str, priority: int = 100) -> Warehouse:
+        """Create or change a warehouse; holds take from lower priority numbers first."""
+        check_id(name, "warehouse")
+        check_quantity(priority, "priority", minimum=0)
+        warehouse = Warehouse(name, priority)
+        with self.store.write() as tx:
+            tx.put_warehouse(warehouse)
+        return warehouse
+
+    # -- items
+    def put_item(self, sku: str, name: str, safety: int = 0) -> Saved[ItemStock]:
+        """Create or rename an item; ``safety`` units are kept back in each of its warehouses."""
+        check_id(sku, "sku")
+        check_text(name, "name")
+        check_quantity(safety, "safety", minimum=0)
+        now = self.clock()
+        with self.store.write() as tx:
+            existing = tx.item(sku)
+            item = Item(sku, name, safety)
+            tx.put_item(item)
+            if existing is not None and existing.safety != safety:
+                levels = tx.levels([sku]).get(sku, [])
+                changes = [_safety_change(level, safety, now) for level in levels]
+                tx.record([change for change in changes if change.delta])
+            return Saved(self._item_stock(tx, item), created=existing is None)
+
+    def get_item(self, sku: str) -> ItemStock:
+        check_id(sku, "sku")
+        self._sweep_if_due()
+        with self.store.read() as tx:
+            return self._item_stock(tx, self._item(tx, sku))
+
+    def receive(
+        self, sku: str, quantity: int, warehouse: str = DEFAULT_WAREHOUSE, reference: str | None = None
+    ) -> ItemStock:
+        """Goods arrived in a warehouse: on_hand goes up."""
+        check_id(sku, "sku")
+        check_quantity(quantity, "quantity")
+        check_id(warehouse, "warehouse")
+        if reference is not None:
+            check_text(reference, "reference")
+        now = self.clock()
+        with self.store.write() as tx:
+            item = self._item(tx, sku)
+            _ensure_level(tx, item, warehouse, now)
+            tx.record(
+                [
+                    Movement(
+                        sku, warehouse, Counter.ON_HAND, quantity, Reason.RECEIPT, now, reference=reference
+                    )
+                ]
+            )
+            return self._item_stock(tx, item)
+
+    def count(self, sku: str, counted: int, reason: str, warehouse: str = DEFAULT_WAREHOUSE) -> CountResult:
+        """A stock count sets on_hand; a count below what is promised is kept and reported.
+
+        The shortage stops new sales of the item until receipts or cancellations mend it.
+        """
+        check_id(sku, "sku")
+        check_quantity(counted, "counted", minimum=0)
+        check_id(warehouse, "warehouse")
+        check_text(reason, "reason")
+        now = self.clock()
+        with self.store.write() as tx:
+            item = self._item(tx, sku)
+            level = _ensure_level(tx, item, warehouse, now)
+            delta = counted - level.on_hand
+            if delta:
+                tx.record(
+                    [Movement(sku, warehouse, Counter.ON_HAND, delta, Reason.COUNT, now, reference=reason)]
+                )
+            stock = self._item_stock(tx, item)
+        after = next(lv for lv in stock.levels if lv.warehouse == warehouse)
+        return CountResult(stock, short_by=max(0, -after.available))
+
+    def shortages(self) -> list[Shortage]:
+        """Every item and warehouse where more is promised than the stock allows."""
+        with self.store.read() as tx:
+            return [Shortage(lv.sku, lv.warehouse, -lv.available) for lv in tx.all_levels() if lv.short]
+
+    # -- incoming shipments
+    def expect(
+        self,
+        shipment_id: str,
+        sku: str,
+        quantity: int,
+        expected_at: datetime,
+        warehouse: str = DEFAULT_WAREHOUSE,
+    ) -> Shipment:
+        """Announce a shipment in transit: incoming goes up until it arrives."""
+        check_id(shipment_id, "shipment_id")
+        check_id(sku, "sku")
+        check_quantity(quantity, "quantity")
+        check_id(warehouse, "warehouse")
+        if expected_at.tzinfo is None:
+            raise InvalidInput("expected_at needs a time zone")
+        now = self.clock()
+        shipment = Shipment(shipment_id, sku, warehouse, quantity, expected_at)
+        with self.store.write() as tx:
+            existing = tx.shipment(shipment_id)
+            if existing is not None:
+                if (existing.sku, existing.warehouse, existing.quantity) != (sku, warehouse, quantity):
+                    raise InvalidInput(f"shipment {shipment_id!r} exists with other contents")
+                return existing
+            item = self._item(tx, sku)
+            _ensure_level(tx, item, warehouse, now)
+            tx.put_shipment(shipment)
+            tx.record(
+                [
+                    Movement(
+                        sku,
+                        warehouse,
+                        Counter.INCOMING,
+                        quantity,
+                        Reason.INCOMING,
+                        now,
+                        reference=shipment_id,
+                    )
+                ]
+            )
+        return shipment
+
+    def arrive(self, shipment_id: str, received: int | None = None) -> Shipment:
+        """An announced shipment arrived with ``received`` units (default: all of them)."""
+        check_id(shipment_id, "shipment_id")
+        if received is not None:
+            check_quantity(received, "received", minimum=0)
+        now = self.clock()
+        with self.store.write() as tx:
+            shipment = tx.shipment(shipment_id)
+            if shipment is None:
+                raise UnknownShipment(shipment_id)
+            if shipment.arrived:
+                return shipment
+            units = shipment.quantity if received is None else received
+            ref = shipment_id
+            moves = [
+                Movement(
+                    shipment.sku,
+                    shipment.warehouse,
+                    Counter.INCOMING,
+                    -shipment.quantity,
+                    Reason.ARRIVAL,
+                    now,
+                    reference=ref,
+                )
+            ]
+            if units:
+                moves.append(
+                    Movement(
+                        shipment.sku,
+                        shipment.warehouse,
+                        Counter.ON_HAND,
+                        units,
+                        Reason.RECEIPT,
+                        now,
+                        reference=ref,
+                    )
+                )
+            tx.record(moves)
+            arrived = Shipment(
+                shipment.shipment_id,
+                shipment.sku,
+                shipment.warehouse,
+                shipment.quantity,
+                shipment.expected_at,
+                units,
+            )
+            tx.put_shipment(arrived)
+            return arrived
+
+    # -- listings
+    def put_listing(
+        self,
+        listing_id: str,
+        title: str,
+        components: Iterable[Component | tuple[str, int]],
+        deduction: Deduction | str,
+        hold_seconds: int = 900,
+        per_buyer_limit: int | None = None,
+        quota: int | None = None,
+    ) -> Saved[ListingStock]:
+        """Create or replace a listing. Live orders keep the terms they were placed under."""
+        listing = _valid_listing(
+            listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota
+        )
+        with self.store.write() as tx:
+            for component in listing.components:
+                self._item(tx, component.sku)
+            created = tx.listing(listing_id) is None
+            tx.put_listing(listing)
+            return Saved(_listing_stock(tx, listing), created)
+
+    def get_listing(self, listing_id: str) -> ListingStock:
+        check_id(listing_id, "listing_id")
+        self._sweep_if_due()
+        with self.store.read() as tx:
+            return _listing_stock(tx, self._listing(tx, listing_id))
+
+    def listings(self) -> list[ListingStock]:
+        self._sweep_if_due()
+        with self.store.read() as tx:
+            return [_listing_stock(tx, listing) for listing in tx.all_listings()]
+
+
+def _listing_stock(tx: Transaction, listing: Listing) -> ListingStock:
+    sold = tx.sold(listing.listing_id)
+    levels = tx.levels([c.sku for c in listing.components])
+    return ListingStock(listing, rules.sellable(listing, levels, sold), sold)
+
+
+def _valid_listing(
+    listing_id: str,
+    title: str,
+    components: Iterable[Component | tuple[str, int]],
+    deduction: Deduction | str,
+    hold_seconds: int,
+    per_buyer_limit: int | None,
+    quota: int | None,
+) -> Listing:
+    check_id(listing_id, "listing_id")
+    check_text(title, "title")
+    parts = tuple(c if isinstance(c, Component) else Component(*c) for c in components)
+    if not 1 <= len(parts) <= MAX_COMPONENTS:
+        raise InvalidInput(f"a listing needs 1 to {MAX_COMPONENTS} components")
+    for part in parts:
+        check_id(part.sku, "sku")
+        check_quantity(part.quantity, "component quantity")
+    if len({part.sku for part in parts}) != len(parts):
+        raise InvalidInput("each sku may appear once among a listing's components")
+    try:
+        strategy = Deduction(deduction)
+    except ValueError:
+        raise InvalidInput("deduction must be one of: order, payment, reserve") from None
+    check_quantity(hold_seconds, "hold_seconds")
+    if hold_seconds > MAX_HOLD_SECONDS:
+        raise InvalidInput(f"hold_seconds must be between 1 and {MAX_HOLD_SECONDS}")
+    if per_buyer_limit is not None:
+        check_quantity(per_buyer_limit, "per_buyer_limit")
+    if quota is not None:
+        check_quantity(quota, "quota", minimum=0)
+    return Listing(listing_id, title, parts, strategy, hold_seconds, per_buyer_limit, quota)
+
+
+def _ensure_level(tx: Transaction, item: Item, warehouse: str, now: datetime) -> Level:
+    """The item's level in a warehouse, created (with the item's safety stock) on first use."""
+    existing = tx.levels([item.sku]).get(item.sku, [])
+    for level in existing:
+        if level.warehouse == warehouse:
+            return level
+    if warehouse not in tx.warehouses():
+        tx.put_warehouse(Warehouse(warehouse))
+    level = Level(item.sku, warehouse)
+    tx.add_level(level)
+    if item.safety:
+        tx.record([_safety_change(level, item.safety, now)])
+        level.safety = item.safety
+    return level
+
+
+def _safety_change(level: Level, safety: int, now: datetime) -> Movement:
+    return Movement(level.sku, level.warehouse, Counter.SAFETY, safety - level.safety, Reason.SAFETY, now)

@@ -1,0 +1,103 @@
+"""The Store port: what the service layer needs from any backend.
+
+A store hands out transactions. Everything done through one write transaction
+commits together or not at all, and write transactions on the same stock are
+serialised (a process-wide lock in memory, ``BEGIN IMMEDIATE`` in SQLite, row
+locks taken in sku order in PostgreSQL). The service layer holds every rule;
+a store only keeps and finds data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from stockguard.domain.model import (
+    Counter,
+    Item,
+    Level,
+    Listing,
+    Movement,
+    Order,
+    Shipment,
+    Warehouse,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MovementFilter:
+    order_id: str | None = None
+    sku: str | None = None
+    limit: int = 1000
+
+
+class Transaction(Protocol):
+    """Reads and writes inside one atomic unit. Writes fail in a read-only transaction."""
+
+    # -- catalog
+    def warehouses(self) -> dict[str, Warehouse]: ...
+    def put_warehouse(self, warehouse: Warehouse) -> None: ...
+    def item(self, sku: str) -> Item | None: ...
+    def put_item(self, item: Item) -> None: ...
+    def listing(self, listing_id: str) -> Listing | None: ...
+    def put_listing(self, listing: Listing) -> None: ...
+
+    # -- stock
+    def levels(self, skus: Collection[str]) -> dict[str, list[Level]]:
+        """Copies of the levels of these items, keyed by sku (absent skus have none)."""
+        ...
+
+    def add_level(self, level: Level) -> None:
+        """Create an all-zero level; counters then change only through ``record``."""
+        ...
+
+    def record(self, movements: list[Movement]) -> None:
+        """Append movements to the ledger and apply them to the levels."""
+        ...
+
+    # -- orders
+    def order(self, order_id: str) -> Order | None: ...
+    def insert_order(self, order: Order) -> None: ...
+    def update_order(self, order: Order) -> None: ...
+    def buyer_units(self, buyer_id: str, listing_id: str) -> int:
+        """Units of the listing in the buyer's placed, reserved, paid and shipped orders."""
+        ...
+
+    def sold(self, listing_id: str) -> int:
+        """Units of the listing in orders holding or having taken stock."""
+        ...
+
+    def add_sold(self, listing_id: str, delta: int) -> None: ...
+    def due_orders(self, now: datetime, limit: int) -> list[Order]:
+        """Reserved orders whose hold ran out, oldest first, locked against other sweepers."""
+        ...
+
+    def has_due(self, now: datetime) -> bool: ...
+
+    # -- incoming shipments
+    def shipment(self, shipment_id: str) -> Shipment | None: ...
+    def put_shipment(self, shipment: Shipment) -> None: ...
+
+    # -- audit
+    def movements(self, where: MovementFilter) -> list[Movement]: ...
+    def ledger_totals(self) -> dict[tuple[str, str, Counter], int]: ...
+    def all_levels(self) -> list[Level]: ...
+    def all_orders(self) -> Iterator[Order]: ...
+    def all_listings(self) -> list[Listing]: ...
+    def pending_shipments(self) -> list[Shipment]: ...
+
+
+class Store(Protocol):
+    def write(self) -> AbstractContextManager[Transaction]: ...
+    def read(self) -> AbstractContextManager[Transaction]: ...
+    def close(self) -> None: ...
+
+
+def group_levels(levels: list[Level]) -> Mapping[str, list[Level]]:
+    grouped: dict[str, list[Level]] = {}
+    for level in levels:
+        grouped.setdefault(level.sku, []).append(level)
+    return grouped

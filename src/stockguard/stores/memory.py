@@ -1,0 +1,250 @@
+"""The in-memory store: one process, a lock for atomicity, an undo log for rollback.
+
+It backs unit tests and the simulator, and is the reference the contract suite
+holds the other stores to.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TypeVar
+
+from stockguard.domain.model import (
+    LIVE_OR_PAID,
+    Counter,
+    Item,
+    Level,
+    Listing,
+    Movement,
+    Order,
+    OrderStatus,
+    Shipment,
+    Warehouse,
+)
+from stockguard.stores.base import MovementFilter
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class MemoryData:
+    """Everything the store keeps, as plain dicts."""
+
+    def __init__(self) -> None:
+        self.warehouses: dict[str, Warehouse] = {}
+        self.items: dict[str, Item] = {}
+        self.listings: dict[str, Listing] = {}
+        self.sold: dict[str, int] = defaultdict(int)
+        self.levels: dict[str, dict[str, Level]] = {}
+        self.orders: dict[str, Order] = {}
+        self.buyer_units: dict[tuple[str, str], int] = defaultdict(int)
+        # (expires_at, order_id) of reserved orders; entries go stale when an
+        # order changes and are skipped when popped.
+        self.expiry_heap: list[tuple[datetime, str]] = []
+        self.shipments: dict[str, Shipment] = {}
+        self.ledger: list[Movement] = []
+
+
+class MemoryTransaction:
+    def __init__(self, data: MemoryData, *, writable: bool) -> None:
+        self._data = data
+        self._writable = writable
+        self._undo: list[Callable[[], object]] = []
+
+    def rollback(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+
+    def _write(self) -> None:
+        if not self._writable:
+            raise RuntimeError("write attempted in a read-only transaction")
+
+    def _set(self, table: dict[K, V], key: K, value: V) -> None:
+        self._write()
+        if key in table:
+            old = table[key]
+            self._undo.append(lambda: table.__setitem__(key, old))
+        else:
+            self._undo.append(lambda: table.pop(key, None))
+        table[key] = value
+
+    # -- catalog
+    def warehouses(self) -> dict[str, Warehouse]:
+        return dict(self._data.warehouses)
+
+    def put_warehouse(self, warehouse: Warehouse) -> None:
+        self._set(self._data.warehouses, warehouse.name, warehouse)
+
+    def item(self, sku: str) -> Item | None:
+        return self._data.items.get(sku)
+
+    def put_item(self, item: Item) -> None:
+        self._set(self._data.items, item.sku, item)
+
+    def listing(self, listing_id: str) -> Listing | None:
+        return self._data.listings.get(listing_id)
+
+    def put_listing(self, listing: Listing) -> None:
+        self._set(self._data.listings, listing.listing_id, listing)
+
+    # -- stock
+    def levels(self, skus: Collection[str]) -> dict[str, list[Level]]:
+        found: dict[str, list[Level]] = {}
+        for sku in skus:
+            by_warehouse = self._data.levels.get(sku)
+            if by_warehouse:
+                found[sku] = [level.copy() for level in by_warehouse.values()]
+        return found
+
+    def add_level(self, level: Level) -> None:
+        self._write()
+        by_warehouse = self._data.levels.setdefault(level.sku, {})
+        by_warehouse[level.warehouse] = Level(level.sku, level.warehouse)
+        self._undo.append(lambda: by_warehouse.pop(level.warehouse, None))
+
+    def record(self, movements: list[Movement]) -> None:
+        self._write()
+        ledger = self._data.ledger
+        mark = len(ledger)
+        self._undo.append(lambda: ledger.__delitem__(slice(mark, None)))
+        for movement in movements:
+            level = self._data.levels[movement.sku][movement.warehouse]
+            level.apply(movement)
+            undo = Movement(
+                movement.sku,
+                movement.warehouse,
+                movement.counter,
+                -movement.delta,
+                movement.reason,
+                movement.at,
+            )
+            self._undo.append(functools.partial(level.apply, undo))
+            ledger.append(movement)
+
+    # -- orders
+    def order(self, order_id: str) -> Order | None:
+        return self._data.orders.get(order_id)
+
+    def insert_order(self, order: Order) -> None:
+        self._save_order(order)
+
+    def update_order(self, order: Order) -> None:
+        self._save_order(order)
+
+    def _save_order(self, order: Order) -> None:
+        before = self._data.orders.get(order.order_id)
+        self._set(self._data.orders, order.order_id, order)
+        counted_before = before is not None and before.status in LIVE_OR_PAID
+        counted_now = order.status in LIVE_OR_PAID
+        if counted_before != counted_now:
+            sign = 1 if counted_now else -1
+            for line in order.lines:
+                key = (order.buyer_id, line.listing_id)
+                self._set(self._data.buyer_units, key, self._data.buyer_units[key] + sign * line.quantity)
+        if order.status is OrderStatus.RESERVED and order.expires_at is not None:
+            # A stale heap entry is harmless, so this push needs no undo.
+            heapq.heappush(self._data.expiry_heap, (order.expires_at, order.order_id))
+
+    def buyer_units(self, buyer_id: str, listing_id: str) -> int:
+        return self._data.buyer_units.get((buyer_id, listing_id), 0)
+
+    def sold(self, listing_id: str) -> int:
+        return self._data.sold.get(listing_id, 0)
+
+    def add_sold(self, listing_id: str, delta: int) -> None:
+        self._set(self._data.sold, listing_id, self._data.sold[listing_id] + delta)
+
+    def _drop_stale(self) -> None:
+        """Pop heap entries of orders that changed since they were pushed."""
+        heap, orders = self._data.expiry_heap, self._data.orders
+        while heap:
+            expires_at, order_id = heap[0]
+            order = orders.get(order_id)
+            if order is not None and order.status is OrderStatus.RESERVED and order.expires_at == expires_at:
+                return
+            heapq.heappop(heap)
+
+    def due_orders(self, now: datetime, limit: int) -> list[Order]:
+        self._write()
+        heap = self._data.expiry_heap
+        due: list[Order] = []
+        self._drop_stale()
+        while heap and heap[0][0] <= now and len(due) < limit:
+            entry = heapq.heappop(heap)
+            self._undo.append(functools.partial(heapq.heappush, heap, entry))
+            due.append(self._data.orders[entry[1]])
+            self._drop_stale()
+        return due
+
+    def has_due(self, now: datetime) -> bool:
+        self._drop_stale()
+        heap = self._data.expiry_heap
+        return bool(heap) and heap[0][0] <= now
+
+    # -- incoming shipments
+    def shipment(self, shipment_id: str) -> Shipment | None:
+        return self._data.shipments.get(shipment_id)
+
+    def put_shipment(self, shipment: Shipment) -> None:
+        self._set(self._data.shipments, shipment.shipment_id, shipment)
+
+    # -- audit
+    def movements(self, where: MovementFilter) -> list[Movement]:
+        found = [
+            m
+            for m in self._data.ledger
+            if (where.order_id is None or m.order_id == where.order_id)
+            and (where.sku is None or m.sku == where.sku)
+        ]
+        return found[: where.limit]
+
+    def ledger_totals(self) -> dict[tuple[str, str, Counter], int]:
+        totals: dict[tuple[str, str, Counter], int] = defaultdict(int)
+        for m in self._data.ledger:
+            totals[(m.sku, m.warehouse, m.counter)] += m.delta
+        return dict(totals)
+
+    def all_levels(self) -> list[Level]:
+        return [level.copy() for levels in self._data.levels.values() for level in levels.values()]
+
+    def all_orders(self) -> Iterator[Order]:
+        return iter(list(self._data.orders.values()))
+
+    def all_listings(self) -> list[Listing]:
+        return list(self._data.listings.values())
+
+    def pending_shipments(self) -> list[Shipment]:
+        return [s for s in self._data.shipments.values() if not s.arrived]
+
+
+class MemoryStore:
+    """All data in this process, guarded by one lock."""
+
+    def __init__(self) -> None:
+        self._data = MemoryData()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def write(self) -> Iterator[MemoryTransaction]:
+        with self._lock:
+            tx = MemoryTransaction(self._data, writable=True)
+            try:
+                yield tx
+            except BaseException:
+                tx.rollback()
+                raise
+
+    @contextmanager
+    def read(self) -> Iterator[MemoryTransaction]:
+        with self._lock:
+            yield MemoryTransaction(self._data, writable=False)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,119 @@
+"""The relational schema, shared by SQLite and PostgreSQL (migrations in ``migrations/``).
+
+Times are stored as float seconds since the epoch (UTC): exact to the
+microsecond, compared cheaply, and identical on both databases.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+ID = String(64)
+
+warehouses = Table(
+    "warehouses",
+    metadata,
+    Column("name", ID, primary_key=True),
+    Column("priority", Integer, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("sku", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("safety", BigInteger, nullable=False),
+)
+
+levels = Table(
+    "levels",
+    metadata,
+    Column("sku", ID, primary_key=True),
+    Column("warehouse", ID, primary_key=True),
+    Column("on_hand", BigInteger, nullable=False),
+    Column("reserved", BigInteger, nullable=False),
+    Column("committed", BigInteger, nullable=False),
+    Column("safety", BigInteger, nullable=False),
+    Column("incoming", BigInteger, nullable=False),
+)
+
+listings = Table(
+    "listings",
+    metadata,
+    Column("listing_id", ID, primary_key=True),
+    Column("title", String(200), nullable=False),
+    # [[sku, quantity], ...]: always read whole with the listing, never searched.
+    Column("components", Text, nullable=False),
+    Column("deduction", String(16), nullable=False),
+    Column("hold_seconds", Integer, nullable=False),
+    Column("per_buyer_limit", BigInteger),
+    Column("quota", BigInteger),
+    # Units in orders holding or having taken stock; kept in the same
+    # transaction as the orders and verified against them by `check`.
+    Column("sold", BigInteger, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", ID, primary_key=True),
+    Column("buyer_id", ID, nullable=False),
+    Column("deduction", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("lines", Text, nullable=False),  # [[listing_id, quantity], ...]
+    Column("allocations", Text, nullable=False),  # [[sku, warehouse, quantity], ...]
+    Index("ix_orders_status_expires", "status", "expires_at"),
+)
+
+# One row per order line, so per-buyer limits are one indexed query.
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("order_id", ID, primary_key=True),
+    Column("listing_id", ID, primary_key=True),
+    Column("buyer_id", ID, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Index("ix_order_lines_buyer_listing", "buyer_id", "listing_id"),
+)
+
+movements = Table(
+    "movements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("sku", ID, nullable=False),
+    Column("warehouse", ID, nullable=False),
+    Column("counter", String(16), nullable=False),
+    Column("delta", BigInteger, nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("order_id", ID),
+    Column("reference", String(200)),
+    Index("ix_movements_order", "order_id"),
+    Index("ix_movements_sku", "sku"),
+)
+
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("shipment_id", ID, primary_key=True),
+    Column("sku", ID, nullable=False),
+    Column("warehouse", ID, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("expected_at", Float, nullable=False),
+    Column("received", BigInteger),
+)
