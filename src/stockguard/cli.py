@@ -1,3 +1,149 @@
-import typer
+"""The command line: ``stockguard demo``, ``stockguard check``, ``stockguard bench``.
 
-app = typer.Typer()
+Thin on purpose: each command turns options into a config, calls the
+simulator or the service, and turns the answer into tables, JSON and an exit
+code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from stockguard import Stockguard, StockguardError, connect
+from stockguard.bootstrap import MEMORY_URL
+from stockguard.sim.bench import BenchConfig, bench_json, run_bench
+from stockguard.sim.demo import ARMS, ArmResult, DemoConfig, DriftFound, run_demo
+from stockguard.sim.pool import SimulationError
+from stockguard.sim.report import RichView, bench_table, drift_table, summary_table
+
+app = typer.Typer(
+    help="Inventory deduction that never oversells.", no_args_is_help=True, add_completion=False
+)
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="Store URL: sqlite:///path.db or memory://. Default: SQLite in a temporary folder."
+    ),
+]
+
+
+@app.command()
+def demo(
+    units: Annotated[int, typer.Option(min=1, help="Bottles on sale.")] = 10_000,
+    buyers: Annotated[int, typer.Option(min=1, help="Buyers pressing buy.")] = 100_000,
+    workers: Annotated[int, typer.Option(min=1, help="OS processes serving buyers.")] = 2,
+    threads: Annotated[int, typer.Option(min=1, help="Buyer threads in each process.")] = 32,
+    pay_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of buyers who pay.")] = 0.8,
+    hold_seconds: Annotated[int, typer.Option(min=1, help="How long a reserve hold lasts.")] = 2,
+    gateway_ms: Annotated[float, typer.Option(min=0.0, help="Mean payment gateway time.")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Which crowd: the same seed, the same buyers.")] = 1,
+    arm: Annotated[
+        list[str] | None, typer.Option("--arm", help=f"Only these arms: {', '.join(ARMS)}.")
+    ] = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+) -> None:
+    """The article's flash sale, for real: a naive shop, then stockguard with each strategy."""
+    unknown = sorted(set(arm or ()) - set(ARMS))
+    if unknown:
+        raise typer.BadParameter(f"unknown arms {unknown}; choose from {list(ARMS)}", param_hint="--arm")
+    chosen = tuple(a for a in ARMS if a in arm) if arm else ARMS
+    config = DemoConfig(
+        units, buyers, workers, threads, pay_share, hold_seconds, gateway_ms, seed, arms=chosen
+    )
+    with tempfile.TemporaryDirectory(prefix="stockguard-demo-") as tmp:
+        url = db or f"sqlite:///{Path(tmp) / 'stockguard.db'}"
+        if not as_json:
+            err.print(f"store: {url}" + ("" if db else " (removed at the end; pass --db to keep it)"))
+        guard = _open(url)
+        try:
+            results = run_demo(config, guard, url, Path(tmp), RichView(out, err, quiet=as_json))
+        except DriftFound as found:
+            err.print(drift_table(found.drifts))
+            err.print(f"[bold red]{found}[/]")
+            raise typer.Exit(1) from None
+        except SimulationError as failure:
+            err.print(f"[bold red]the simulation failed:[/] {failure}")
+            raise typer.Exit(2) from None
+        finally:
+            guard.store.close()
+    if as_json:
+        print(json.dumps({"arms": [r.as_json() for r in results]}))
+        return
+    out.print(summary_table(results))
+    _verdict(results)
+
+
+@app.command()
+def check(
+    db: Annotated[str, typer.Option("--db", help="Store URL, e.g. sqlite:///stock.db.")],
+) -> None:
+    """Recompute every counter from the ledger and the orders; exit 1 if any stored value differs."""
+    guard = _open(db, must_exist=True)
+    try:
+        drifts = guard.check()
+    finally:
+        guard.store.close()
+    if drifts:
+        out.print(drift_table(drifts))
+        out.print(f"[bold red]{len(drifts)} differences[/] between the counters and the ledger")
+        raise typer.Exit(1)
+    out.print("[green]no drift[/]: every counter equals its ledger, and the orders agree with the holds")
+
+
+@app.command()
+def bench(
+    holds: Annotated[int, typer.Option(min=1, help="Holds in each run.")] = 5_000,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per case; the median is reported.")] = 3,
+    workers: Annotated[int, typer.Option(min=1, help="Processes in the multi-process cases.")] = 2,
+    threads: Annotated[int, typer.Option(min=1, help="Threads in each process.")] = 1,
+    json_out: Annotated[Path, typer.Option(help="Where to write the figures.")] = Path("bench-results.json"),
+) -> None:
+    """Holds per second on one hot listing: memory, SQLite, SQLite shared by processes, naive."""
+    config = BenchConfig(holds, runs, workers, threads)
+    with tempfile.TemporaryDirectory(prefix="stockguard-bench-") as tmp:
+        try:
+            measured = run_bench(config, Path(tmp), RichView(out, err))
+        except SimulationError as failure:
+            err.print(f"[bold red]the benchmark failed:[/] {failure}")
+            raise typer.Exit(2) from None
+    out.print(bench_table(measured, holds))
+    command = " ".join(["stockguard", *sys.argv[1:]])
+    json_out.write_text(json.dumps(bench_json(config, measured, command), indent=2) + "\n")
+    out.print(f"wrote {json_out}")
+
+
+def _open(url: str, *, must_exist: bool = False) -> Stockguard:
+    """Connect, turning a bad URL or a missing database file into a clear error and exit code 2."""
+    try:
+        if must_exist and url != MEMORY_URL:
+            database = make_url(url).database
+            if database and database != ":memory:" and not Path(database).exists():
+                raise ValueError(f"no database at {database}")
+        return connect(url)
+    except (ValueError, ArgumentError, StockguardError) as error:
+        err.print(f"[bold red]cannot open {url}:[/] {error}")
+        raise typer.Exit(2) from None
+
+
+def _verdict(results: list[ArmResult]) -> None:
+    for r in results:
+        if r.oversold:
+            out.print(
+                f"[bold red]{r.name}: {r.oversold:,} units oversold[/], "
+                f"{r.cancelled:,} paid orders cancelled for lack of stock"
+            )
+        else:
+            out.print(f"[green]{r.name}: nothing oversold[/]")

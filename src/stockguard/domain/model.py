@@ -77,6 +77,9 @@ class Level:
     committed: int = 0
     safety: int = 0
     incoming: int = 0
+    # The warehouse's allocation priority, read with the level so allocation
+    # needs no second lookup; not a counter, never in the ledger.
+    priority: int = 100
 
     @property
     def available(self) -> int:

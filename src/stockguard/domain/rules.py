@@ -102,7 +102,6 @@ def sellable(listing: Listing, levels: Mapping[str, Sequence[Level]], sold: int)
 def allocate(
     need: Mapping[str, int],
     levels: Mapping[str, Sequence[Level]],
-    priorities: Mapping[str, int],
 ) -> tuple[Allocation, ...]:
     """Take the needed units from warehouses in priority order, splitting if needed.
 
@@ -114,7 +113,7 @@ def allocate(
         item_levels = levels.get(sku, ())
         if item_available(item_levels) < wanted:
             raise SoldOut(f"not enough stock of {sku!r}: {wanted} needed")
-        ordered = sorted(item_levels, key=lambda lv: (priorities.get(lv.warehouse, 100), lv.warehouse))
+        ordered = sorted(item_levels, key=lambda lv: (lv.priority, lv.warehouse))
         for level in ordered:
             take = min(wanted, level.available)
             if take > 0:

@@ -82,8 +82,7 @@ class ServiceBase:
         released = 0
         while True:
             now = self.clock()
-            with self.store.write() as tx:
-                count = self._sweep(tx, now)
+            count = self.store.atomic(lambda tx: self._sweep(tx, now))  # noqa: B023 (runs now)
             released += count
             if count < SWEEP_BATCH:
                 return released

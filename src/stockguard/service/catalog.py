@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -28,6 +28,7 @@ from stockguard.service.base import ServiceBase
 from stockguard.stores.base import Transaction
 
 DEFAULT_WAREHOUSE = "main"
+ON_HAND, INCOMING = Counter.ON_HAND, Counter.INCOMING
 MAX_COMPONENTS = 50
 MAX_HOLD_SECONDS = 86_400
 
@@ -65,8 +66,7 @@ class CatalogService(ServiceBase):
         check_id(name, "warehouse")
         check_quantity(priority, "priority", minimum=0)
         warehouse = Warehouse(name, priority)
-        with self.store.write() as tx:
-            tx.put_warehouse(warehouse)
+        self.store.atomic(lambda tx: tx.put_warehouse(warehouse))
         return warehouse
 
     # -- items
@@ -76,7 +76,8 @@ class CatalogService(ServiceBase):
         check_text(name, "name")
         check_quantity(safety, "safety", minimum=0)
         now = self.clock()
-        with self.store.write() as tx:
+
+        def work(tx: Transaction) -> Saved[ItemStock]:
             existing = tx.item(sku)
             item = Item(sku, name, safety)
             tx.put_item(item)
@@ -85,6 +86,8 @@ class CatalogService(ServiceBase):
                 changes = [_safety_change(level, safety, now) for level in levels]
                 tx.record([change for change in changes if change.delta])
             return Saved(self._item_stock(tx, item), created=existing is None)
+
+        return self.store.atomic(work)
 
     def get_item(self, sku: str) -> ItemStock:
         check_id(sku, "sku")
@@ -102,17 +105,14 @@ class CatalogService(ServiceBase):
         if reference is not None:
             check_text(reference, "reference")
         now = self.clock()
-        with self.store.write() as tx:
+
+        def work(tx: Transaction) -> ItemStock:
             item = self._item(tx, sku)
             _ensure_level(tx, item, warehouse, now)
-            tx.record(
-                [
-                    Movement(
-                        sku, warehouse, Counter.ON_HAND, quantity, Reason.RECEIPT, now, reference=reference
-                    )
-                ]
-            )
+            tx.record([Movement(sku, warehouse, ON_HAND, quantity, Reason.RECEIPT, now, reference=reference)])
             return self._item_stock(tx, item)
+
+        return self.store.atomic(work)
 
     def count(self, sku: str, counted: int, reason: str, warehouse: str = DEFAULT_WAREHOUSE) -> CountResult:
         """A stock count sets on_hand; a count below what is promised is kept and reported.
@@ -124,17 +124,18 @@ class CatalogService(ServiceBase):
         check_id(warehouse, "warehouse")
         check_text(reason, "reason")
         now = self.clock()
-        with self.store.write() as tx:
+
+        def work(tx: Transaction) -> CountResult:
             item = self._item(tx, sku)
             level = _ensure_level(tx, item, warehouse, now)
             delta = counted - level.on_hand
             if delta:
-                tx.record(
-                    [Movement(sku, warehouse, Counter.ON_HAND, delta, Reason.COUNT, now, reference=reason)]
-                )
+                tx.record([Movement(sku, warehouse, ON_HAND, delta, Reason.COUNT, now, reference=reason)])
             stock = self._item_stock(tx, item)
-        after = next(lv for lv in stock.levels if lv.warehouse == warehouse)
-        return CountResult(stock, short_by=max(0, -after.available))
+            after = next(lv for lv in stock.levels if lv.warehouse == warehouse)
+            return CountResult(stock, short_by=max(0, -after.available))
+
+        return self.store.atomic(work)
 
     def shortages(self) -> list[Shortage]:
         """Every item and warehouse where more is promised than the stock allows."""
@@ -150,7 +151,7 @@ class CatalogService(ServiceBase):
         expected_at: datetime,
         warehouse: str = DEFAULT_WAREHOUSE,
     ) -> Shipment:
-        """Announce a shipment in transit: incoming goes up until it arrives."""
+        """Announce a shipment in transit: incoming goes up until it arrives. Replays change nothing."""
         check_id(shipment_id, "shipment_id")
         check_id(sku, "sku")
         check_quantity(quantity, "quantity")
@@ -159,29 +160,21 @@ class CatalogService(ServiceBase):
             raise InvalidInput("expected_at needs a time zone")
         now = self.clock()
         shipment = Shipment(shipment_id, sku, warehouse, quantity, expected_at)
-        with self.store.write() as tx:
+
+        def work(tx: Transaction) -> Shipment:
             existing = tx.shipment(shipment_id)
             if existing is not None:
                 if (existing.sku, existing.warehouse, existing.quantity) != (sku, warehouse, quantity):
                     raise InvalidInput(f"shipment {shipment_id!r} exists with other contents")
                 return existing
-            item = self._item(tx, sku)
-            _ensure_level(tx, item, warehouse, now)
+            _ensure_level(tx, self._item(tx, sku), warehouse, now)
             tx.put_shipment(shipment)
             tx.record(
-                [
-                    Movement(
-                        sku,
-                        warehouse,
-                        Counter.INCOMING,
-                        quantity,
-                        Reason.INCOMING,
-                        now,
-                        reference=shipment_id,
-                    )
-                ]
+                [Movement(sku, warehouse, INCOMING, quantity, Reason.INCOMING, now, reference=shipment_id)]
             )
-        return shipment
+            return shipment
+
+        return self.store.atomic(work)
 
     def arrive(self, shipment_id: str, received: int | None = None) -> Shipment:
         """An announced shipment arrived with ``received`` units (default: all of them)."""
@@ -189,48 +182,25 @@ class CatalogService(ServiceBase):
         if received is not None:
             check_quantity(received, "received", minimum=0)
         now = self.clock()
-        with self.store.write() as tx:
+
+        def work(tx: Transaction) -> Shipment:
             shipment = tx.shipment(shipment_id)
             if shipment is None:
                 raise UnknownShipment(shipment_id)
             if shipment.arrived:
                 return shipment
-            units = shipment.quantity if received is None else received
+            arrived = replace(shipment, received=shipment.quantity if received is None else received)
+            sku, warehouse = shipment.sku, shipment.warehouse
             ref = shipment_id
             moves = [
-                Movement(
-                    shipment.sku,
-                    shipment.warehouse,
-                    Counter.INCOMING,
-                    -shipment.quantity,
-                    Reason.ARRIVAL,
-                    now,
-                    reference=ref,
-                )
+                Movement(sku, warehouse, INCOMING, -shipment.quantity, Reason.ARRIVAL, now, reference=ref),
+                Movement(sku, warehouse, ON_HAND, arrived.received or 0, Reason.RECEIPT, now, reference=ref),
             ]
-            if units:
-                moves.append(
-                    Movement(
-                        shipment.sku,
-                        shipment.warehouse,
-                        Counter.ON_HAND,
-                        units,
-                        Reason.RECEIPT,
-                        now,
-                        reference=ref,
-                    )
-                )
-            tx.record(moves)
-            arrived = Shipment(
-                shipment.shipment_id,
-                shipment.sku,
-                shipment.warehouse,
-                shipment.quantity,
-                shipment.expected_at,
-                units,
-            )
+            tx.record([move for move in moves if move.delta])
             tx.put_shipment(arrived)
             return arrived
+
+        return self.store.atomic(work)
 
     # -- listings
     def put_listing(
@@ -247,12 +217,15 @@ class CatalogService(ServiceBase):
         listing = _valid_listing(
             listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota
         )
-        with self.store.write() as tx:
+
+        def work(tx: Transaction) -> Saved[ListingStock]:
             for component in listing.components:
                 self._item(tx, component.sku)
             created = tx.listing(listing_id) is None
             tx.put_listing(listing)
             return Saved(_listing_stock(tx, listing), created)
+
+        return self.store.atomic(work)
 
     def get_listing(self, listing_id: str) -> ListingStock:
         check_id(listing_id, "listing_id")

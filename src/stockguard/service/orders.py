@@ -67,36 +67,36 @@ class OrderService(ServiceBase):
         check_id(buyer_id, "buyer_id")
         parsed = parse_lines(lines)
         now = self.clock()
-        with self.store.write() as tx:
-            existing = tx.order(order_id)
-            if existing is not None:
-                if existing.buyer_id != buyer_id or existing.lines != parsed:
-                    raise OrderConflict(f"order {order_id!r} exists with a different body")
-                return Placement(self._expired_if_due(tx, existing, now), created=False)
-            listings = {line.listing_id: self._listing(tx, line.listing_id) for line in parsed}
-            deduction = _one_deduction(listings.values())
-            _check_limits(tx, buyer_id, parsed, listings)
-            _check_quotas(tx, parsed, listings)
-            order = Order(
-                order_id, buyer_id, parsed, deduction, OrderStatus.PLACED, created_at=now, updated_at=now
-            )
-            if deduction is Deduction.PAYMENT:
-                # Nothing is held, but an order that could not be paid now is refused now.
-                self._allocate(tx, parsed, listings, now)
-                tx.insert_order(order)
-                return Placement(order, created=True)
-            allocations = self._allocate(tx, parsed, listings, now)
-            expires_at = None
-            if deduction is Deduction.RESERVE:
-                hold = min(listing.hold_seconds for listing in listings.values())
-                expires_at = now + timedelta(seconds=hold)
-            order = replace(
-                order, status=OrderStatus.RESERVED, allocations=allocations, expires_at=expires_at
-            )
+        return self.store.atomic(lambda tx: self._place(tx, order_id, buyer_id, parsed, now))
+
+    def _place(
+        self, tx: Transaction, order_id: str, buyer_id: str, lines: tuple[OrderLine, ...], now: datetime
+    ) -> Placement:
+        existing = tx.order(order_id)
+        if existing is not None:
+            if existing.buyer_id != buyer_id or existing.lines != lines:
+                raise OrderConflict(f"order {order_id!r} exists with a different body")
+            return Placement(self._expired_if_due(tx, existing, now), created=False)
+        listings = {line.listing_id: self._listing(tx, line.listing_id) for line in lines}
+        deduction = _one_deduction(listings.values())
+        _check_limits(tx, buyer_id, lines, listings)
+        _check_quotas(tx, lines, listings)
+        # Under `payment` nothing is held, but an order that could not be paid now is refused now.
+        allocations = self._allocate(tx, lines, listings, now)
+        if deduction is Deduction.PAYMENT:
+            order = Order(order_id, buyer_id, lines, deduction, OrderStatus.PLACED, now, now)
             tx.insert_order(order)
-            tx.record(rules.hold_movements(allocations, order_id, now))
-            count_sold(tx, order, 1)
             return Placement(order, created=True)
+        expires_at = None
+        if deduction is Deduction.RESERVE:
+            expires_at = now + timedelta(seconds=min(listing.hold_seconds for listing in listings.values()))
+        order = Order(
+            order_id, buyer_id, lines, deduction, OrderStatus.RESERVED, now, now, expires_at, allocations
+        )
+        tx.insert_order(order)
+        tx.record(rules.hold_movements(allocations, order_id, now))
+        count_sold(tx, order, 1)
+        return Placement(order, created=True)
 
     def pay(self, order_id: str) -> Order:
         """Pay: commit the hold, or take the stock now.
@@ -107,27 +107,30 @@ class OrderService(ServiceBase):
         """
         check_id(order_id, "order_id")
         now = self.clock()
-        refusal: HoldExpired | None = None
-        with self.store.write() as tx:
-            order = self._expired_if_due(tx, self._order(tx, order_id), now)
-            if rules.is_replay(order, Action.PAY):
-                return order
-            rules.check_transition(order, Action.PAY)
-            if order.status is OrderStatus.RESERVED:
-                tx.record(rules.commit_movements(order.allocations, order_id, now))
-                paid = replace(order, status=OrderStatus.PAID, updated_at=now)
-                tx.update_order(paid)
-                return paid
-            try:
-                return self._take_at_payment(tx, order, now)
-            except (SoldOut, LimitExceeded) as no_stock:
-                if order.status is OrderStatus.PLACED:
-                    raise
-                # Leave the transaction normally so the expiry itself is kept.
-                refusal = HoldExpired(
-                    f"the hold of order {order_id!r} expired and cannot be taken again: {no_stock.detail}"
-                )
-        raise refusal
+        outcome = self.store.atomic(lambda tx: self._pay(tx, order_id, now))
+        if isinstance(outcome, HoldExpired):
+            raise outcome
+        return outcome
+
+    def _pay(self, tx: Transaction, order_id: str, now: datetime) -> Order | HoldExpired:
+        order = self._expired_if_due(tx, self._order(tx, order_id), now)
+        if rules.is_replay(order, Action.PAY):
+            return order
+        rules.check_transition(order, Action.PAY)
+        if order.status is OrderStatus.RESERVED:
+            tx.record(rules.commit_movements(order.allocations, order_id, now))
+            paid = replace(order, status=OrderStatus.PAID, updated_at=now)
+            tx.update_order(paid)
+            return paid
+        try:
+            return self._take_at_payment(tx, order, now)
+        except (SoldOut, LimitExceeded) as no_stock:
+            if order.status is OrderStatus.PLACED:
+                raise
+            # Returned, not raised, so the transaction commits the expiry itself.
+            return HoldExpired(
+                f"the hold of order {order_id!r} expired and cannot be taken again: {no_stock.detail}"
+            )
 
     def _take_at_payment(self, tx: Transaction, order: Order, now: datetime) -> Order:
         listings = {ln.listing_id: self._listing(tx, ln.listing_id) for ln in order.lines}
@@ -155,23 +158,25 @@ class OrderService(ServiceBase):
     def _end(self, order_id: str, action: Action) -> Order:
         check_id(order_id, "order_id")
         now = self.clock()
-        with self.store.write() as tx:
-            order = self._expired_if_due(tx, self._order(tx, order_id), now)
-            if order.status is OrderStatus.EXPIRED and action is Action.CANCEL:
-                # An expired order already gave its stock back: nothing left to cancel.
-                return order
-            if rules.is_replay(order, action):
-                return order
-            rules.check_transition(order, action)
-            if action is Action.SHIP:
-                tx.record(rules.ship_movements(order, now))
-            else:
-                tx.record(rules.return_movements(order, Reason.CANCEL, now))
-                if order.holds_stock:
-                    count_sold(tx, order, -1)
-            ended = replace(order, status=rules.TARGET[action], updated_at=now)
-            tx.update_order(ended)
-            return ended
+        return self.store.atomic(lambda tx: self._end_in(tx, order_id, action, now))
+
+    def _end_in(self, tx: Transaction, order_id: str, action: Action, now: datetime) -> Order:
+        order = self._expired_if_due(tx, self._order(tx, order_id), now)
+        if order.status is OrderStatus.EXPIRED and action is Action.CANCEL:
+            # An expired order already gave its stock back: nothing left to cancel.
+            return order
+        if rules.is_replay(order, action):
+            return order
+        rules.check_transition(order, action)
+        if action is Action.SHIP:
+            tx.record(rules.ship_movements(order, now))
+        else:
+            tx.record(rules.return_movements(order, Reason.CANCEL, now))
+            if order.holds_stock:
+                count_sold(tx, order, -1)
+        ended = replace(order, status=rules.TARGET[action], updated_at=now)
+        tx.update_order(ended)
+        return ended
 
     def get_order(self, order_id: str) -> Order:
         check_id(order_id, "order_id")
@@ -199,14 +204,13 @@ class OrderService(ServiceBase):
         now: datetime,
     ) -> tuple[Allocation, ...]:
         need = rules.required_units(lines, listings)
-        priorities = {name: wh.priority for name, wh in tx.warehouses().items()}
         try:
-            return rules.allocate(need, tx.levels(need), priorities)
+            return rules.allocate(need, tx.levels(need))
         except SoldOut:
             # Holds that ran out but were not swept yet must not block a sale.
             if not self._sweep(tx, now):
                 raise
-            return rules.allocate(need, tx.levels(need), priorities)
+            return rules.allocate(need, tx.levels(need))
 
 
 def _one_deduction(listings: Iterable[Listing]) -> Deduction:

@@ -1,19 +1,19 @@
 """The Store port: what the service layer needs from any backend.
 
-A store hands out transactions. Everything done through one write transaction
-commits together or not at all, and write transactions on the same stock are
-serialised (a process-wide lock in memory, ``BEGIN IMMEDIATE`` in SQLite, row
+A store runs units of work atomically: everything one unit writes commits
+together or not at all, and units that touch the same stock are serialised (a
+lock in memory; one writer per process with ``BEGIN IMMEDIATE`` in SQLite; row
 locks taken in sku order in PostgreSQL). The service layer holds every rule;
 a store only keeps and finds data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from stockguard.domain.model import (
     Counter,
@@ -25,6 +25,8 @@ from stockguard.domain.model import (
     Shipment,
     Warehouse,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,17 @@ class Transaction(Protocol):
 
 
 class Store(Protocol):
-    def write(self) -> AbstractContextManager[Transaction]: ...
-    def read(self) -> AbstractContextManager[Transaction]: ...
+    def atomic(self, work: Callable[[Transaction], T]) -> T:
+        """Run ``work`` in one write transaction and return its result once committed.
+
+        When ``work`` raises, nothing it wrote is kept and the error reaches the caller.
+        """
+        ...
+
+    def read(self) -> AbstractContextManager[Transaction]:
+        """A consistent read-only view."""
+        ...
+
     def close(self) -> None: ...
 
 

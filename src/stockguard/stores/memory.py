@@ -30,6 +30,7 @@ from stockguard.domain.model import (
 from stockguard.stores.base import MovementFilter
 
 K = TypeVar("K")
+T = TypeVar("T")
 V = TypeVar("V")
 
 
@@ -100,8 +101,15 @@ class MemoryTransaction:
         for sku in skus:
             by_warehouse = self._data.levels.get(sku)
             if by_warehouse:
-                found[sku] = [level.copy() for level in by_warehouse.values()]
+                found[sku] = [self._copy(level) for level in by_warehouse.values()]
         return found
+
+    def _copy(self, level: Level) -> Level:
+        copy = level.copy()
+        warehouse = self._data.warehouses.get(level.warehouse)
+        if warehouse is not None:
+            copy.priority = warehouse.priority
+        return copy
 
     def add_level(self, level: Level) -> None:
         self._write()
@@ -212,7 +220,7 @@ class MemoryTransaction:
         return dict(totals)
 
     def all_levels(self) -> list[Level]:
-        return [level.copy() for levels in self._data.levels.values() for level in levels.values()]
+        return [self._copy(level) for levels in self._data.levels.values() for level in levels.values()]
 
     def all_orders(self) -> Iterator[Order]:
         return iter(list(self._data.orders.values()))
@@ -231,12 +239,11 @@ class MemoryStore:
         self._data = MemoryData()
         self._lock = threading.Lock()
 
-    @contextmanager
-    def write(self) -> Iterator[MemoryTransaction]:
+    def atomic(self, work: Callable[[MemoryTransaction], T]) -> T:
         with self._lock:
             tx = MemoryTransaction(self._data, writable=True)
             try:
-                yield tx
+                return work(tx)
             except BaseException:
                 tx.rollback()
                 raise

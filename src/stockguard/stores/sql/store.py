@@ -11,20 +11,23 @@ the last commits (use ``synchronous=FULL`` through ``?synchronous=full`` for tha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from stockguard.domain.errors import Unavailable
+from stockguard.stores.base import Transaction
 from stockguard.stores.sql.migrations import upgrade_to_head
 from stockguard.stores.sql.transaction import SqlTransaction
+from stockguard.stores.sql.writer import Writer
 
 BUSY_TIMEOUT_MS = 60_000
+T = TypeVar("T")
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -68,29 +71,55 @@ class SqlStore:
         if make_url(url).get_backend_name() != "sqlite":
             raise ValueError(f"unsupported database {make_url(url).get_backend_name()!r}")
         self.engine = _sqlite_engine(url)
-        self._writer = self.engine.execution_options(stockguard_write=True)
+        self._errors: tuple[type[Exception], ...] = (
+            OperationalError,
+            self.engine.dialect.loaded_dbapi.OperationalError,
+        )
+        database = make_url(url).database
+        lock_path = None if not database or database == ":memory:" else Path(database + ".writer-lock")
+        self._writer = Writer(self.engine.raw_connection, self._errors, lock_path)
         if upgrade:
-            with self._writer.begin() as conn:
+            with (
+                self._translate_errors(),
+                self.engine.execution_options(stockguard_write=True).begin() as conn,
+            ):
                 upgrade_to_head(conn)
 
-    @contextmanager
-    def write(self) -> Iterator[SqlTransaction]:
-        with _unavailable_on_failure(), self._writer.begin() as conn:
-            yield SqlTransaction(conn, writable=True)
+    def atomic(self, work: Callable[[Transaction], T]) -> T:
+        """Run ``work`` in a write transaction, batched with other threads' work (group commit)."""
+        return self._writer.submit(lambda cursor: work(SqlTransaction(cursor, writable=True))).result()
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
-        with _unavailable_on_failure(), self.engine.begin() as conn:
-            yield SqlTransaction(conn, writable=False)
+        with self._read_transaction() as cursor:
+            yield SqlTransaction(cursor, writable=False)
+
+    @contextmanager
+    def _read_transaction(self) -> Iterator[Any]:
+        """A transaction on a pooled driver connection: committed on success, else rolled back."""
+        with self._translate_errors():
+            raw = self.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("BEGIN")
+                try:
+                    yield cursor
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    if raw.driver_connection.in_transaction:  # type: ignore[union-attr]
+                        cursor.execute("ROLLBACK")
+                    raise
+            finally:
+                raw.close()
 
     def close(self) -> None:
+        self._writer.close()
         self.engine.dispose()
 
-
-@contextmanager
-def _unavailable_on_failure() -> Iterator[None]:
-    """A database that is locked for too long, full or gone answers Unavailable; nothing was applied."""
-    try:
-        yield
-    except OperationalError as error:
-        raise Unavailable(f"the database is unavailable: {error.orig}") from error
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        """A database locked for too long, full or gone answers Unavailable; nothing was applied."""
+        try:
+            yield
+        except self._errors as error:
+            raise Unavailable(f"the database is unavailable: {getattr(error, 'orig', error)}") from error

@@ -1,0 +1,120 @@
+"""Terminal output of the simulator: live progress on stderr, tables on stdout.
+
+Progress goes to stderr so that ``--json`` leaves exactly one JSON object on
+stdout, and so that a redirected table stays clean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from stockguard import Drift
+from stockguard.sim.bench import Case
+from stockguard.sim.demo import NAIVE, ArmResult
+from stockguard.sim.pool import Tick
+
+_STORIES = {
+    NAIVE: "the article's shop: stock checked, gateway called, then deducted blindly",
+    "order": "stockguard, deduct at order: held with no time limit, unpaid orders keep their units",
+    "payment": "stockguard, deduct at payment: one atomic take, refused before money is captured",
+    "reserve": "stockguard, reserve: held for a short time, expired holds go back on sale",
+}
+
+
+class RichView:
+    """Shows sales as progress bars and, unless quiet, each arm's table as it finishes."""
+
+    def __init__(self, out: Console, err: Console, *, quiet: bool = False) -> None:
+        self.out = out
+        self.err = err
+        self.quiet = quiet
+
+    @contextmanager
+    def sale(self, name: str, total: int) -> Iterator[Tick]:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("buyers"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=self.err, transient=True) as progress:
+            task = progress.add_task(name, total=total)
+            yield lambda done: progress.update(task, completed=done)
+
+    def arm_done(self, result: ArmResult) -> None:
+        if not self.quiet:
+            self.out.print(arm_table(result))
+
+
+def arm_table(result: ArmResult) -> Table:
+    naive = result.name == NAIVE
+    refused = "orders cancelled for lack of stock" if naive else "payments refused (no stock or expired)"
+    table = Table(title=f"arm: {result.name}", caption=_STORIES.get(result.name), title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("units sold", f"{result.sold:,}"),
+        ("units oversold", _alarm(result.oversold)),
+        (refused, _alarm(result.cancelled) if naive else f"{result.cancelled:,}"),
+        ("units of expired holds returned", f"{result.expired:,}"),
+        ("units left unsold", f"{result.unsold:,}"),
+        ("wall time", f"{result.seconds:.2f} s"),
+        ("rate", f"{result.rate:,.0f} buyers/s"),
+    ]
+    for measure, value in rows:
+        table.add_row(measure, value)
+    return table
+
+
+def summary_table(results: Sequence[ArmResult]) -> Table:
+    table = Table(title="flash sale, all arms", title_justify="left")
+    for name in ("arm", "sold", "oversold", "cancelled", "expired", "unsold", "seconds", "buyers/s"):
+        table.add_column(name, justify="left" if name == "arm" else "right")
+    for r in results:
+        table.add_row(
+            r.name,
+            f"{r.sold:,}",
+            _alarm(r.oversold),
+            f"{r.cancelled:,}",
+            f"{r.expired:,}",
+            f"{r.unsold:,}",
+            f"{r.seconds:.2f}",
+            f"{r.rate:,.0f}",
+        )
+    return table
+
+
+def drift_table(drifts: Sequence[Drift]) -> Table:
+    table = Table(title="drift: stored values that disagree with the ledger or the orders")
+    table.add_column("what")
+    table.add_column("stored", justify="right")
+    table.add_column("expected", justify="right")
+    for drift in drifts:
+        table.add_row(drift.what, str(drift.stored), str(drift.expected))
+    return table
+
+
+def bench_table(measured: Sequence[Case], holds: int) -> Table:
+    table = Table(title=f"holds per second on one hot listing ({holds:,} holds a run)", title_justify="left")
+    for name in ("case", "processes", "threads", "median holds/s", "runs"):
+        table.add_column(name, justify="left" if name in {"case", "runs"} else "right")
+    for case in measured:
+        runs = ", ".join(f"{rate:,.0f}" for rate in case.rates)
+        table.add_row(case.name, str(case.processes), str(case.threads), f"{case.median:,.0f}", runs)
+    return table
+
+
+def _alarm(value: int) -> str:
+    return f"[bold red]{value:,}[/]" if value else "0"
