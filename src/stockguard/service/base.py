@@ -34,6 +34,10 @@ class ServiceBase:
     def __init__(self, store: Store, clock: Clock = utc_now) -> None:
         self.store = store
         self.clock = clock
+        # Listings this process last saw sold out: new orders for them are first
+        # checked in a read-only transaction, so a sold-out sale refuses
+        # buyers without queueing them for the write lock.
+        self._sold_out_hint: set[str] = set()
 
     # -- loaders used inside transactions
     @staticmethod

@@ -67,7 +67,36 @@ class OrderService(ServiceBase):
         check_id(buyer_id, "buyer_id")
         parsed = parse_lines(lines)
         now = self.clock()
-        return self.store.atomic(lambda tx: self._place(tx, order_id, buyer_id, parsed, now))
+        listing_ids = [line.listing_id for line in parsed]
+        if not self._sold_out_hint.isdisjoint(listing_ids):
+            self._refuse_if_still_sold_out(order_id, parsed, now)
+        try:
+            placement = self.store.atomic(lambda tx: self._place(tx, order_id, buyer_id, parsed, now))
+        except SoldOut:
+            self._sold_out_hint.update(listing_ids)
+            raise
+        self._sold_out_hint.difference_update(listing_ids)
+        return placement
+
+    def _refuse_if_still_sold_out(self, order_id: str, lines: tuple[OrderLine, ...], now: datetime) -> None:
+        """Raise SoldOut when a read alone proves the order cannot get stock.
+
+        The refusal is as true as a locked one: at the moment of the read the
+        stock was not there. Anything that could change the answer (a replay
+        of a placed order, holds waiting to expire, an unknown listing) goes
+        on to the write path instead.
+        """
+        with self.store.read() as tx:
+            if tx.order(order_id) is not None or tx.has_due(now):
+                return
+            for line in lines:
+                listing = tx.listing(line.listing_id)
+                if listing is None:
+                    return
+                levels = tx.levels([c.sku for c in listing.components])
+                if rules.sellable(listing, levels, tx.sold(listing.listing_id)) < line.quantity:
+                    raise SoldOut(f"listing {line.listing_id!r} is sold out")
+        self._sold_out_hint.difference_update(line.listing_id for line in lines)
 
     def _place(
         self, tx: Transaction, order_id: str, buyer_id: str, lines: tuple[OrderLine, ...], now: datetime
