@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+DEMO = DemoConfig()
+BENCH = BenchConfig()
 
 DbOption = Annotated[
     str | None,
@@ -41,21 +43,29 @@ DbOption = Annotated[
 
 @app.command()
 def demo(
-    units: Annotated[int, typer.Option(min=1, help="Bottles on sale.")] = 10_000,
-    buyers: Annotated[int, typer.Option(min=1, help="Buyers pressing buy.")] = 100_000,
-    workers: Annotated[int, typer.Option(min=1, help="OS processes serving buyers.")] = 2,
-    threads: Annotated[int, typer.Option(min=1, help="Buyer threads in each process.")] = 32,
-    pay_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of buyers who pay.")] = 0.8,
-    hold_seconds: Annotated[int, typer.Option(min=1, help="How long a reserve hold lasts.")] = 2,
-    gateway_ms: Annotated[float, typer.Option(min=0.0, help="Mean payment gateway time.")] = 10.0,
-    seed: Annotated[int, typer.Option(help="Which crowd: the same seed, the same buyers.")] = 1,
+    units: Annotated[int, typer.Option(min=1, help="Bottles on sale.")] = DEMO.units,
+    buyers: Annotated[int, typer.Option(min=1, help="Buyers pressing buy.")] = DEMO.buyers,
+    workers: Annotated[int, typer.Option(min=1, help="OS processes serving buyers.")] = DEMO.workers,
+    threads: Annotated[int, typer.Option(min=1, help="Buyer threads in each process.")] = DEMO.threads,
+    pay_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of buyers who pay.")
+    ] = DEMO.pay_share,
+    hold_seconds: Annotated[
+        int, typer.Option(min=1, help="How long a reserve hold lasts.")
+    ] = DEMO.hold_seconds,
+    gateway_ms: Annotated[float, typer.Option(min=0.0, help="Mean payment gateway time.")] = DEMO.gateway_ms,
+    seed: Annotated[int, typer.Option(help="Which crowd: the same seed, the same buyers.")] = DEMO.seed,
     arm: Annotated[
         list[str] | None, typer.Option("--arm", help=f"Only these arms: {', '.join(ARMS)}.")
     ] = None,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
 ) -> None:
-    """The article's flash sale, for real: a naive shop, then stockguard with each strategy."""
+    """The article's flash sale, for real: a naive shop, then stockguard with each strategy.
+
+    The naive shop always keeps its plain table in its own SQLite file in a
+    temporary folder; ``--db`` chooses stockguard's store.
+    """
     unknown = sorted(set(arm or ()) - set(ARMS))
     if unknown:
         raise typer.BadParameter(f"unknown arms {unknown}; choose from {list(ARMS)}", param_hint="--arm")
@@ -98,17 +108,20 @@ def check(
         guard.store.close()
     if drifts:
         out.print(drift_table(drifts))
-        out.print(f"[bold red]{len(drifts)} differences[/] between the counters and the ledger")
+        noun = "difference" if len(drifts) == 1 else "differences"
+        out.print(f"[bold red]{len(drifts)} {noun}[/] between the stored counters and the ledger")
         raise typer.Exit(1)
     out.print("[green]no drift[/]: every counter equals its ledger, and the orders agree with the holds")
 
 
 @app.command()
 def bench(
-    holds: Annotated[int, typer.Option(min=1, help="Holds in each run.")] = 5_000,
-    runs: Annotated[int, typer.Option(min=1, help="Runs per case; the median is reported.")] = 3,
-    workers: Annotated[int, typer.Option(min=1, help="Processes in the multi-process cases.")] = 2,
-    threads: Annotated[int, typer.Option(min=1, help="Threads in each process.")] = 1,
+    holds: Annotated[int, typer.Option(min=1, help="Holds in each run.")] = BENCH.holds,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per case; the median is reported.")] = BENCH.runs,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes in the multi-process cases.")
+    ] = BENCH.workers,
+    threads: Annotated[int, typer.Option(min=1, help="Threads in each process.")] = BENCH.threads,
     json_out: Annotated[Path, typer.Option(help="Where to write the figures.")] = Path("bench-results.json"),
 ) -> None:
     """Holds per second on one hot listing: memory, SQLite, SQLite shared by processes, naive."""

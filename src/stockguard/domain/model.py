@@ -86,9 +86,20 @@ class Level:
         return self.on_hand - self.reserved - self.committed - self.safety
 
     @property
+    def short_by(self) -> int:
+        """Units that must arrive before this level keeps every promise (0 when it does).
+
+        Only a level that promised something can be short: an empty warehouse
+        below its safety stock broke no promise.
+        """
+        if self.reserved + self.committed == 0:
+            return 0
+        return max(0, -self.available)
+
+    @property
     def short(self) -> bool:
         """More is promised than the count allows: new sales of the item stop."""
-        return self.available < 0
+        return self.short_by > 0
 
     def get(self, counter: Counter) -> int:
         value: int = getattr(self, counter.value)

@@ -31,7 +31,10 @@ class Action(enum.StrEnum):
 # again (paying a paid order) is an idempotent replay, handled by the caller.
 _ALLOWED_FROM: dict[Action, frozenset[OrderStatus]] = {
     Action.PAY: frozenset({OrderStatus.PLACED, OrderStatus.RESERVED, OrderStatus.EXPIRED}),
-    Action.CANCEL: frozenset({OrderStatus.PLACED, OrderStatus.RESERVED, OrderStatus.PAID}),
+    # Cancelling an expired order stops a later payment from taking stock again.
+    Action.CANCEL: frozenset(
+        {OrderStatus.PLACED, OrderStatus.RESERVED, OrderStatus.PAID, OrderStatus.EXPIRED}
+    ),
     Action.SHIP: frozenset({OrderStatus.PAID}),
     Action.EXPIRE: frozenset({OrderStatus.RESERVED}),
 }
@@ -84,7 +87,7 @@ def item_available(levels: Iterable[Level]) -> int:
     for level in levels:
         if level.short:
             return 0
-        total += level.available
+        total += max(0, level.available)
     return total
 
 
@@ -154,6 +157,8 @@ def commit_movements(allocations: Iterable[Allocation], order_id: str, at: datet
 
 def return_movements(order: Order, reason: Reason, at: datetime) -> list[Movement]:
     """Give back what an order holds (reserved) or has taken (committed, not shipped)."""
+    if order.status not in (OrderStatus.RESERVED, OrderStatus.PAID):
+        return []
     counter = Counter.COMMITTED if order.status is OrderStatus.PAID else Counter.RESERVED
     return _movements(order.allocations, [(counter, -1)], reason, order.order_id, at)
 

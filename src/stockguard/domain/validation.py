@@ -7,6 +7,8 @@ same values with the same words.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from itertools import islice
 
 from stockguard.domain.errors import InvalidInput
 
@@ -39,3 +41,17 @@ def check_text(value: object, field: str, *, max_length: int = 200) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > max_length:
         raise InvalidInput(f"{field} must be non-blank text of at most {max_length} characters")
     return value
+
+
+def check_pairs(values: object, field: str, *, limit: int) -> list[tuple[object, object]]:
+    """1 to ``limit`` (id, quantity) pairs; the values themselves are checked by the caller."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InvalidInput(f"{field} must be a list of (id, quantity) pairs")
+    pairs: list[tuple[object, object]] = []
+    for value in islice(values, limit + 1):
+        if not isinstance(value, tuple | list) or len(value) != 2:
+            raise InvalidInput(f"each of {field} must be an (id, quantity) pair")
+        pairs.append((value[0], value[1]))
+    if not 1 <= len(pairs) <= limit:
+        raise InvalidInput(f"{field} must hold 1 to {limit} entries")
+    return pairs

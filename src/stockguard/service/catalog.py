@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -23,7 +23,7 @@ from stockguard.domain.model import (
     Shipment,
     Warehouse,
 )
-from stockguard.domain.validation import check_id, check_quantity, check_text
+from stockguard.domain.validation import check_id, check_pairs, check_quantity, check_text
 from stockguard.service.base import ServiceBase
 from stockguard.stores.base import Transaction
 
@@ -126,6 +126,7 @@ class CatalogService(ServiceBase):
         now = self.clock()
 
         def work(tx: Transaction) -> CountResult:
+            self._sweep(tx, now)
             item = self._item(tx, sku)
             level = _ensure_level(tx, item, warehouse, now)
             delta = counted - level.on_hand
@@ -133,14 +134,15 @@ class CatalogService(ServiceBase):
                 tx.record([Movement(sku, warehouse, ON_HAND, delta, Reason.COUNT, now, reference=reason)])
             stock = self._item_stock(tx, item)
             after = next(lv for lv in stock.levels if lv.warehouse == warehouse)
-            return CountResult(stock, short_by=max(0, -after.available))
+            return CountResult(stock, short_by=after.short_by)
 
         return self.store.atomic(work)
 
     def shortages(self) -> list[Shortage]:
         """Every item and warehouse where more is promised than the stock allows."""
+        self._sweep_if_due()
         with self.store.read() as tx:
-            return [Shortage(lv.sku, lv.warehouse, -lv.available) for lv in tx.all_levels() if lv.short]
+            return [Shortage(lv.sku, lv.warehouse, lv.short_by) for lv in tx.all_levels() if lv.short]
 
     # -- incoming shipments
     def expect(
@@ -156,7 +158,7 @@ class CatalogService(ServiceBase):
         check_id(sku, "sku")
         check_quantity(quantity, "quantity")
         check_id(warehouse, "warehouse")
-        if expected_at.tzinfo is None:
+        if not isinstance(expected_at, datetime) or expected_at.tzinfo is None:
             raise InvalidInput("expected_at needs a time zone")
         now = self.clock()
         shipment = Shipment(shipment_id, sku, warehouse, quantity, expected_at)
@@ -207,7 +209,7 @@ class CatalogService(ServiceBase):
         self,
         listing_id: str,
         title: str,
-        components: Iterable[Component | tuple[str, int]],
+        components: Sequence[Component | tuple[str, int]],
         deduction: Deduction | str,
         hold_seconds: int = 900,
         per_buyer_limit: int | None = None,
@@ -248,7 +250,7 @@ def _listing_stock(tx: Transaction, listing: Listing) -> ListingStock:
 def _valid_listing(
     listing_id: str,
     title: str,
-    components: Iterable[Component | tuple[str, int]],
+    components: Sequence[Component | tuple[str, int]],
     deduction: Deduction | str,
     hold_seconds: int,
     per_buyer_limit: int | None,
@@ -256,12 +258,12 @@ def _valid_listing(
 ) -> Listing:
     check_id(listing_id, "listing_id")
     check_text(title, "title")
-    parts = tuple(c if isinstance(c, Component) else Component(*c) for c in components)
-    if not 1 <= len(parts) <= MAX_COMPONENTS:
-        raise InvalidInput(f"a listing needs 1 to {MAX_COMPONENTS} components")
-    for part in parts:
-        check_id(part.sku, "sku")
-        check_quantity(part.quantity, "component quantity")
+    if isinstance(components, list | tuple):
+        components = [(c.sku, c.quantity) if isinstance(c, Component) else c for c in components]
+    parts = tuple(
+        Component(check_id(sku, "sku"), check_quantity(quantity, "component quantity"))
+        for sku, quantity in check_pairs(components, "components", limit=MAX_COMPONENTS)
+    )
     if len({part.sku for part in parts}) != len(parts):
         raise InvalidInput("each sku may appear once among a listing's components")
     try:

@@ -24,7 +24,7 @@ from stockguard.domain.model import (
     Reason,
 )
 from stockguard.domain.rules import Action
-from stockguard.domain.validation import check_id, check_quantity
+from stockguard.domain.validation import check_id, check_pairs, check_quantity
 from stockguard.service.base import ServiceBase, count_sold
 from stockguard.stores.base import Transaction
 
@@ -39,24 +39,22 @@ class Placement:
     created: bool
 
 
-def parse_lines(lines: Iterable[OrderLine | tuple[str, int]]) -> tuple[OrderLine, ...]:
+def parse_lines(lines: Sequence[OrderLine | tuple[str, int]]) -> tuple[OrderLine, ...]:
     """Validate order lines: 1 to 100, valid ids and quantities, each listing once."""
-    parsed = tuple(line if isinstance(line, OrderLine) else OrderLine(*line) for line in lines)
-    if not 1 <= len(parsed) <= MAX_LINES:
-        raise InvalidInput(f"an order needs 1 to {MAX_LINES} lines")
-    seen: set[str] = set()
-    for line in parsed:
-        check_id(line.listing_id, "listing_id")
-        check_quantity(line.quantity, "quantity")
-        if line.listing_id in seen:
-            raise InvalidInput(f"listing {line.listing_id!r} appears on two lines; merge them")
-        seen.add(line.listing_id)
+    if isinstance(lines, list | tuple):
+        lines = [(ln.listing_id, ln.quantity) if isinstance(ln, OrderLine) else ln for ln in lines]
+    parsed = tuple(
+        OrderLine(check_id(listing_id, "listing_id"), check_quantity(quantity, "quantity"))
+        for listing_id, quantity in check_pairs(lines, "lines", limit=MAX_LINES)
+    )
+    if len({line.listing_id for line in parsed}) != len(parsed):
+        raise InvalidInput("each listing may appear on one line only; merge the lines")
     return parsed
 
 
 class OrderService(ServiceBase):
     def place_order(
-        self, order_id: str, buyer_id: str, lines: Iterable[OrderLine | tuple[str, int]]
+        self, order_id: str, buyer_id: str, lines: Sequence[OrderLine | tuple[str, int]]
     ) -> Placement:
         """Place an order: all lines get stock (or pass the check, under `payment`) or none does.
 
@@ -106,6 +104,8 @@ class OrderService(ServiceBase):
             if existing.buyer_id != buyer_id or existing.lines != lines:
                 raise OrderConflict(f"order {order_id!r} exists with a different body")
             return Placement(self._expired_if_due(tx, existing, now), created=False)
+        # Holds that ran out release their stock, limits and quota before anything is decided.
+        self._sweep(tx, now)
         listings = {line.listing_id: self._listing(tx, line.listing_id) for line in lines}
         deduction = _one_deduction(listings.values())
         _check_limits(tx, buyer_id, lines, listings)
@@ -142,6 +142,9 @@ class OrderService(ServiceBase):
         return outcome
 
     def _pay(self, tx: Transaction, order_id: str, now: datetime) -> Order | HoldExpired:
+        # Payment may take stock: holds that ran out must not stand in the way.
+        # The order is read after the sweep, which may have expired it.
+        self._sweep(tx, now)
         order = self._expired_if_due(tx, self._order(tx, order_id), now)
         if rules.is_replay(order, Action.PAY):
             return order
@@ -191,9 +194,6 @@ class OrderService(ServiceBase):
 
     def _end_in(self, tx: Transaction, order_id: str, action: Action, now: datetime) -> Order:
         order = self._expired_if_due(tx, self._order(tx, order_id), now)
-        if order.status is OrderStatus.EXPIRED and action is Action.CANCEL:
-            # An expired order already gave its stock back: nothing left to cancel.
-            return order
         if rules.is_replay(order, action):
             return order
         rules.check_transition(order, action)
@@ -201,7 +201,7 @@ class OrderService(ServiceBase):
             tx.record(rules.ship_movements(order, now))
         else:
             tx.record(rules.return_movements(order, Reason.CANCEL, now))
-            if order.holds_stock:
+            if order.holds_stock:  # an expired or placed order holds nothing to give back
                 count_sold(tx, order, -1)
         ended = replace(order, status=rules.TARGET[action], updated_at=now)
         tx.update_order(ended)
@@ -233,13 +233,7 @@ class OrderService(ServiceBase):
         now: datetime,
     ) -> tuple[Allocation, ...]:
         need = rules.required_units(lines, listings)
-        try:
-            return rules.allocate(need, tx.levels(need))
-        except SoldOut:
-            # Holds that ran out but were not swept yet must not block a sale.
-            if not self._sweep(tx, now):
-                raise
-            return rules.allocate(need, tx.levels(need))
+        return rules.allocate(need, tx.levels(need))
 
 
 def _one_deduction(listings: Iterable[Listing]) -> Deduction:

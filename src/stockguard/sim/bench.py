@@ -66,11 +66,11 @@ class BenchView(Protocol):
 def cases(config: BenchConfig) -> list[Case]:
     many, threads = config.workers, config.threads
     return [
-        Case("stockguard memory, 1 process", "memory", 1, threads),
-        Case("stockguard sqlite, 1 process", "sqlite", 1, threads),
-        Case(f"stockguard sqlite, {many} processes", "sqlite", many, threads),
-        Case("naive check-then-write sqlite, 1 process", "naive-sqlite", 1, threads),
-        Case(f"naive check-then-write sqlite, {many} processes", "naive-sqlite", many, threads),
+        Case("stockguard memory", "memory", 1, threads),
+        Case("stockguard sqlite", "sqlite", 1, threads),
+        Case("stockguard sqlite", "sqlite", many, threads),
+        Case("naive check-then-write", "naive-sqlite", 1, threads),
+        Case("naive check-then-write", "naive-sqlite", many, threads),
     ]
 
 
@@ -84,7 +84,7 @@ def run_bench(config: BenchConfig, workdir: Path, view: BenchView) -> list[Case]
         with WorkerPool(config.workers) as pool:
             for run in range(config.runs):
                 for case in measured:
-                    label = f"{case.name} (run {run + 1}/{config.runs})"
+                    label = f"{case.name} x{case.processes} (run {run + 1}/{config.runs})"
                     with view.sale(label, config.holds) as tick:
                         case.rates.append(_measure(case, config, setup, sqlite_url, naive_path, pool, tick))
     finally:

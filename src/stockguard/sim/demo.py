@@ -88,7 +88,9 @@ def run_demo(
     """Run every arm of ``config``; ``guard`` is the facade on ``url`` used for setup, sweeping and checks."""
     token = secrets.token_hex(3)
     results: list[ArmResult] = []
-    with WorkerPool(config.workers) as pool:
+    # A memory store lives in this process, so without the naive arm no worker process is needed.
+    processes = 0 if url == MEMORY_URL and NAIVE not in config.arms else config.workers
+    with WorkerPool(processes) as pool:
 
         def on_store(job: Job, tick: Tick) -> SaleRun:
             if url == MEMORY_URL:

@@ -216,6 +216,10 @@ class WorkerPool:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if error is not None:
+            # Leaving mid-sale (Ctrl-C, a failing sweeper): let the workers wind down now.
+            self._stop.set()
+            self._start.set()
         self.close()
 
 
@@ -236,9 +240,13 @@ def run_in_process(job: Job, guard: Stockguard, on_tick: Tick) -> SaleRun:
         began = time.perf_counter()
         runner = threading.Thread(target=sale, daemon=True)
         runner.start()
-        while runner.is_alive():
-            runner.join(TICK_SECONDS)
-            on_tick(turnstile.done)
+        try:
+            while runner.is_alive():
+                runner.join(TICK_SECONDS)
+                on_tick(turnstile.done)
+        finally:
+            stop.set()  # nothing left to stop after a finished sale; stops the buyers if a tick failed
+            runner.join()
         seconds = time.perf_counter() - began
     result = found[0]
     if isinstance(result, BaseException):

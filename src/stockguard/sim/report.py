@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -49,7 +50,9 @@ class RichView:
             TextColumn("buyers"),
             TimeElapsedColumn(),
         )
-        with Progress(*columns, console=self.err, transient=True) as progress:
+        # Off a terminal (a pipe, a CI log) bars would only leave blank lines behind.
+        quiet = not self.err.is_terminal
+        with Progress(*columns, console=self.err, transient=True, disable=quiet) as progress:
             task = progress.add_task(name, total=total)
             yield lambda done: progress.update(task, completed=done)
 
@@ -79,9 +82,9 @@ def arm_table(result: ArmResult) -> Table:
 
 
 def summary_table(results: Sequence[ArmResult]) -> Table:
-    table = Table(title="flash sale, all arms", title_justify="left")
+    table = Table(title="flash sale, all arms", title_justify="left", box=box.SIMPLE_HEAD)
     for name in ("arm", "sold", "oversold", "cancelled", "expired", "unsold", "seconds", "buyers/s"):
-        table.add_column(name, justify="left" if name == "arm" else "right")
+        table.add_column(name, justify="left" if name == "arm" else "right", min_width=len(name))
     for r in results:
         table.add_row(
             r.name,
@@ -107,11 +110,14 @@ def drift_table(drifts: Sequence[Drift]) -> Table:
 
 
 def bench_table(measured: Sequence[Case], holds: int) -> Table:
-    table = Table(title=f"holds per second on one hot listing ({holds:,} holds a run)", title_justify="left")
-    for name in ("case", "processes", "threads", "median holds/s", "runs"):
-        table.add_column(name, justify="left" if name in {"case", "runs"} else "right")
+    title = f"holds per second on one hot listing: median of the runs ({holds:,} holds a run)"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("case", "procs", "threads", "holds/s", "runs (holds/s)"):
+        table.add_column(
+            name, justify="left" if name in {"case", "runs (holds/s)"} else "right", no_wrap=True
+        )
     for case in measured:
-        runs = ", ".join(f"{rate:,.0f}" for rate in case.rates)
+        runs = " ".join(f"{rate:.0f}" for rate in case.rates)
         table.add_row(case.name, str(case.processes), str(case.threads), f"{case.median:,.0f}", runs)
     return table
 
