@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -112,6 +113,30 @@ def check(
         out.print(f"[bold red]{len(drifts)} {noun}[/] between the stored counters and the ledger")
         raise typer.Exit(1)
     out.print("[green]no drift[/]: every counter equals its ledger, and the orders agree with the holds")
+
+
+@app.command()
+def sweep(
+    db: Annotated[str, typer.Option("--db", help="Store URL, e.g. sqlite:///stock.db.")],
+    every: Annotated[
+        float | None,
+        typer.Option(min=0.05, help="Keep sweeping, every this many seconds, until interrupted."),
+    ] = None,
+) -> None:
+    """Release every hold whose time ran out. Safe beside other sweepers: each hold is released once."""
+    guard = _open(db, must_exist=True)
+    try:
+        while True:
+            released = guard.expire_due()
+            if released or every is None:
+                out.print(f"released {released:,} expired {'hold' if released == 1 else 'holds'}")
+            if every is None:
+                return
+            time.sleep(every)
+    except KeyboardInterrupt:
+        return
+    finally:
+        guard.store.close()
 
 
 @app.command()

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,32 @@ def test_bench_writes_the_median_of_each_case_as_json(tmp_path: Path) -> None:
         assert len(case["runs"]) == 2
         assert case["holds_per_second"] > 0
     assert "holds per second" in done.stdout
+
+
+def test_sweep_releases_holds_that_ran_out_exactly_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sweep.db'}"
+    guard = stockguard.connect(url)
+    try:
+        guard.put_item("maotai-500ml", "Maotai 500 ml")
+        guard.receive("maotai-500ml", 3)
+        guard.put_listing("maotai", "Maotai", [("maotai-500ml", 1)], "reserve", hold_seconds=1)
+        for n in range(3):
+            guard.place_order(f"o-{n}", f"buyer-{n}", [("maotai", 1)])
+    finally:
+        guard.store.close()
+    time.sleep(1.2)
+
+    first = stockguard_cli("sweep", "--db", url)
+    again = stockguard_cli("sweep", "--db", url)
+
+    assert first.returncode == 0, first.stderr
+    assert "released 3 expired holds" in first.stdout
+    assert "released 0 expired holds" in again.stdout
+    guard = stockguard.connect(url)
+    try:
+        assert guard.get_item("maotai-500ml").total(stockguard.Counter.RESERVED) == 0
+        assert (
+            len([m for m in guard.movements(sku="maotai-500ml") if m.reason is stockguard.Reason.EXPIRE]) == 3
+        )
+    finally:
+        guard.store.close()

@@ -33,7 +33,7 @@ class BenchConfig:
     holds: int = 5_000  # holds per run
     runs: int = 3
     workers: int = 2  # processes in the multi-process cases
-    threads: int = 1  # threads in each process
+    threads: int = 16  # threads in each process of the concurrent cases
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +64,12 @@ class BenchView(Protocol):
 
 
 def cases(config: BenchConfig) -> list[Case]:
+    """One caller alone, then concurrent callers: how a server calls (and what group commit batches)."""
     many, threads = config.workers, config.threads
     return [
+        Case("stockguard memory", "memory", 1, 1),
         Case("stockguard memory", "memory", 1, threads),
+        Case("stockguard sqlite", "sqlite", 1, 1),
         Case("stockguard sqlite", "sqlite", 1, threads),
         Case("stockguard sqlite", "sqlite", many, threads),
         Case("naive check-then-write", "naive-sqlite", 1, threads),
@@ -84,7 +87,7 @@ def run_bench(config: BenchConfig, workdir: Path, view: BenchView) -> list[Case]
         with WorkerPool(config.workers) as pool:
             for run in range(config.runs):
                 for case in measured:
-                    label = f"{case.name} x{case.processes} (run {run + 1}/{config.runs})"
+                    label = f"{case.name} {case.processes}x{case.threads} (run {run + 1}/{config.runs})"
                     with view.sale(label, config.holds) as tick:
                         case.rates.append(_measure(case, config, setup, sqlite_url, naive_path, pool, tick))
     finally:
