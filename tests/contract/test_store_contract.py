@@ -38,7 +38,6 @@ from stockguard import (
     UnknownListing,
     UnknownOrder,
     UnknownShipment,
-    open_store,
 )
 from stockguard.stores.base import Store
 
@@ -1183,27 +1182,6 @@ def test_check_names_a_listing_whose_sold_units_were_changed_behind_its_back(
     store_kind.tamper_sold(store, "bottle", -2)
     assert sg.check() == [Drift("sold of listing bottle against orders", 3, 5)]
     store_kind.tamper_sold(store, "bottle", +2)
-
-
-# -- nothing acknowledged is lost
-
-
-def test_an_acknowledged_order_survives_reopening_the_store(
-    sg: Stockguard, store_kind: StoreKind, store_url: str, clock: FakeClock
-) -> None:
-    if not store_kind.persistent:
-        pytest.skip(f"the {store_kind} store lives and dies with its process")
-    stock(sg, units=3)
-    sell(sg, "reserve")
-    placed = place(sg, "o-1", 2)
-    reopened = open_store(store_url)
-    try:
-        again = Stockguard(reopened, clock.now)
-        assert again.get_order("o-1") == placed
-        assert again.get_listing("bottle").sellable == 1
-        assert again.check() == []
-    finally:
-        reopened.close()
 
 
 # -- bad input changes nothing and gets a clear, typed error
