@@ -116,6 +116,33 @@ def check(
 
 
 @app.command()
+def serve(
+    db: Annotated[str | None, typer.Option(help="Store URL. Default: stockguard-data/stockguard.db.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on. Default: 127.0.0.1.")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port. Default: 8000.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=64, help="Worker processes. Default: 1.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (tokens, default database).")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+) -> None:
+    """Run the HTTP service (API v1). Options override STOCKGUARD_* environment variables."""
+    from stockguard.api.server import run
+
+    chosen = {
+        "db": db,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "data_dir": data_dir,
+        "log_level": log_level,
+    }
+    try:
+        run({key: value for key, value in chosen.items() if value is not None}, out)
+    except ValueError as error:
+        err.print(f"[bold red]cannot start:[/] {error}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
 def sweep(
     db: Annotated[str, typer.Option("--db", help="Store URL, e.g. sqlite:///stock.db.")],
     every: Annotated[

@@ -1,0 +1,62 @@
+"""The HTTP app: FastAPI over the Stockguard service. Thin: routes translate and call."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from stockguard.api import problems
+from stockguard.api.auth import Tokens, load_or_create
+from stockguard.api.middleware import AccessLog, BodyLimit
+from stockguard.api.routes import items, listings, ops, orders
+from stockguard.api.settings import Settings
+from stockguard.api.sweeper import Sweeper
+from stockguard.bootstrap import connect
+from stockguard.service import Stockguard
+
+
+def tokens_for(settings: Settings) -> Tokens:
+    """Tokens from the settings, else the ones kept in the data folder (created on first start)."""
+    if settings.admin_token is not None and settings.storefront_token is not None:
+        return Tokens(settings.admin_token.get_secret_value(), settings.storefront_token.get_secret_value())
+    if settings.admin_token is not None or settings.storefront_token is not None:
+        raise ValueError("set both STOCKGUARD_ADMIN_TOKEN and STOCKGUARD_STOREFRONT_TOKEN, or neither")
+    tokens, _ = load_or_create(settings.data_dir)
+    return tokens
+
+
+def create_app(settings: Settings | None = None, guard: Stockguard | None = None) -> FastAPI:
+    """Build the app; ``stockguard serve`` runs it on uvicorn, tests may pass their own service."""
+    settings = settings or Settings()
+    tokens = tokens_for(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = guard or connect(settings.db_url)
+        app.state.guard = service
+        sweeper = Sweeper(service, settings.sweep_interval)
+        sweeper.start()
+        try:
+            yield
+        finally:
+            sweeper.stop()
+            if guard is None:
+                service.store.close()
+
+    app = FastAPI(
+        title="stockguard",
+        version="1.0.0",
+        summary="Inventory deduction that never oversells.",
+        lifespan=lifespan,
+    )
+    app.state.tokens = tokens
+    problems.install(app)
+    for module in (items, listings, orders, ops):
+        app.include_router(module.router)
+    app.add_middleware(AccessLog)
+    app.add_middleware(BodyLimit)
+    logging.getLogger("stockguard").setLevel(settings.log_level.upper())
+    return app

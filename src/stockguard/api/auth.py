@@ -1,0 +1,59 @@
+"""The two roles of the API and their bearer tokens.
+
+Tokens come from the environment (``STOCKGUARD_ADMIN_TOKEN``,
+``STOCKGUARD_STOREFRONT_TOKEN``); when neither is set, the first start creates
+both in the data folder (owner-only permissions) and later starts reuse them.
+They are compared in constant time and never logged.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+TOKENS_FILE = "tokens.json"
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"  # everything
+    STOREFRONT = "storefront"  # orders, buyers and every GET
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    admin: str
+    storefront: str
+
+    def role_of(self, presented: str) -> Role | None:
+        """The role a presented token grants, compared in constant time against both."""
+        given = presented.encode()
+        is_admin = hmac.compare_digest(given, self.admin.encode())
+        is_storefront = hmac.compare_digest(given, self.storefront.encode())
+        if is_admin:
+            return Role.ADMIN
+        if is_storefront:
+            return Role.STOREFRONT
+        return None
+
+
+def load_or_create(data_dir: Path) -> tuple[Tokens, bool]:
+    """The tokens kept in ``data_dir``, created (owner-only) on first use; True when just created."""
+    path = data_dir / TOKENS_FILE
+    if path.exists():
+        stored = json.loads(path.read_text())
+        return Tokens(stored["admin"], stored["storefront"]), False
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tokens = Tokens(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+    # O_EXCL: when two processes start at once, one creates and the other reads.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return load_or_create(data_dir)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"admin": tokens.admin, "storefront": tokens.storefront}, handle)
+    return tokens, True

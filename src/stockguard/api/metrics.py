@@ -1,0 +1,56 @@
+"""Prometheus metrics; with several worker processes, prometheus-client's multiprocess mode.
+
+Sellable per listing is read from the store at scrape time, so every worker
+reports the same truth and nothing is kept that could drift.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from stockguard.service import Stockguard
+
+ORDERS = Counter(
+    "stockguard_orders", "Order placements by outcome (created, replayed or the error code).", ["outcome"]
+)
+HOLDS_EXPIRED = Counter("stockguard_holds_expired", "Holds released by the expiry sweeper.")
+LATENCY = Histogram(
+    "stockguard_request_seconds",
+    "Time to answer a request.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+class SellableCollector(Collector):
+    def __init__(self, guard: Stockguard) -> None:
+        self._guard = guard
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "stockguard_sellable", "Units a listing may still sell.", labels=["listing"]
+        )
+        sold = GaugeMetricFamily("stockguard_sold", "Units of a listing held or sold.", labels=["listing"])
+        for stock in self._guard.listings():
+            gauge.add_metric([stock.listing.listing_id], stock.sellable)
+            sold.add_metric([stock.listing.listing_id], stock.sold)
+        yield gauge
+        yield sold
+
+
+def exposition(guard: Stockguard) -> bytes:
+    """The text format: this process's (or, with workers, every worker's) metrics, then sellable."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        workers = CollectorRegistry()
+        multiprocess.MultiProcessCollector(workers)  # type: ignore[no-untyped-call]
+        counted = generate_latest(workers)
+    else:
+        counted = generate_latest(REGISTRY)
+    stock = CollectorRegistry()
+    stock.register(SellableCollector(guard))
+    return counted + generate_latest(stock)

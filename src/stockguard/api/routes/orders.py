@@ -1,0 +1,79 @@
+"""Orders: place, read, pay, cancel, ship. Placement is the hot path: keep it thin."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import APIRouter, Response
+
+from stockguard.api.deps import AdminOnly, AnyRole, Guard
+from stockguard.api.metrics import ORDERS
+from stockguard.api.routes.common import OrderId, problems
+from stockguard.api.schemas import OrderIn, OrderOut, order_out
+from stockguard.domain.errors import StockguardError
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+decisions = logging.getLogger("stockguard.decisions")
+
+
+@router.post(
+    "",
+    response_model=OrderOut,
+    status_code=201,
+    dependencies=[AnyRole],
+    responses={
+        200: {"model": OrderOut, "description": "A replay: the order as it is now."},
+        **problems(404, 409),
+    },
+)
+def place_order(body: OrderIn, guard: Guard, response: Response) -> OrderOut:
+    """Place an order: every line gets its stock, or none does. The order id is the idempotency key."""
+    lines = [(line.listing_id, line.quantity) for line in body.lines]
+    try:
+        placement = guard.place_order(body.order_id, body.buyer_id, lines)
+    except StockguardError as refusal:
+        _decided(body, refusal.code, refusal.detail)
+        raise
+    outcome = "created" if placement.created else "replayed"
+    _decided(body, outcome, placement.order.status.value)
+    if not placement.created:
+        response.status_code = 200
+    return order_out(placement.order)
+
+
+@router.get("/{order_id}", response_model=OrderOut, dependencies=[AnyRole], responses=problems(404))
+def get_order(order_id: OrderId, guard: Guard) -> OrderOut:
+    return order_out(guard.get_order(order_id))
+
+
+@router.post(
+    "/{order_id}/pay", response_model=OrderOut, dependencies=[AnyRole], responses=problems(404, 409, 410)
+)
+def pay(order_id: OrderId, guard: Guard) -> OrderOut:
+    """Pay: commit the hold, or take the stock now (`payment` deduction, or after the hold expired)."""
+    return order_out(guard.pay(order_id))
+
+
+@router.post(
+    "/{order_id}/cancel", response_model=OrderOut, dependencies=[AnyRole], responses=problems(404, 409)
+)
+def cancel(order_id: OrderId, guard: Guard) -> OrderOut:
+    """Cancel an unshipped order; its stock returns."""
+    return order_out(guard.cancel(order_id))
+
+
+@router.post(
+    "/{order_id}/ship", response_model=OrderOut, dependencies=[AdminOnly], responses=problems(403, 404, 409)
+)
+def ship(order_id: OrderId, guard: Guard) -> OrderOut:
+    """The paid goods left the warehouse: on_hand and committed go down."""
+    return order_out(guard.ship(order_id))
+
+
+def _decided(body: OrderIn, outcome: str, why: str) -> None:
+    ORDERS.labels(outcome).inc()
+    if decisions.isEnabledFor(logging.INFO):
+        lines = [[line.listing_id, line.quantity] for line in body.lines]
+        record = {"order_id": body.order_id, "buyer_id": body.buyer_id, "lines": lines, "outcome": outcome}
+        decisions.info(json.dumps(record | {"why": why}))
