@@ -14,12 +14,14 @@ from stockguard.service import Stockguard
 _bearer = HTTPBearer(auto_error=False, description="A storefront or admin token.")
 
 
-def get_guard(request: Request) -> Stockguard:
+# Async although nothing here awaits: FastAPI runs plain functions on its thread pool,
+# a hop every request would pay for nothing.
+async def get_guard(request: Request) -> Stockguard:
     guard: Stockguard = request.app.state.guard
     return guard
 
 
-def caller_role(
+async def caller_role(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Role:
@@ -32,7 +34,7 @@ def caller_role(
     return role
 
 
-def admin_role(role: Annotated[Role, Depends(caller_role)]) -> Role:
+async def admin_role(role: Annotated[Role, Depends(caller_role)]) -> Role:
     if role is not Role.ADMIN:
         raise ApiError(403, "forbidden", "this needs the admin token")
     return role
