@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -61,6 +62,13 @@ class OrderService(ServiceBase):
         The order id is the idempotency key: the same body again returns the order
         as it is now; a different body under the same id raises OrderConflict.
         """
+        return self.placing(order_id, buyer_id, lines).result()
+
+    def placing(
+        self, order_id: str, buyer_id: str, lines: Sequence[OrderLine | tuple[str, int]]
+    ) -> Future[Placement]:
+        """``place_order`` for callers that must not block (an event loop): bad input and a
+        sold-out refusal raise here; the rest arrives through the future once committed."""
         check_id(order_id, "order_id")
         check_id(buyer_id, "buyer_id")
         parsed = parse_lines(lines)
@@ -68,13 +76,15 @@ class OrderService(ServiceBase):
         listing_ids = [line.listing_id for line in parsed]
         if not self._sold_out_hint.isdisjoint(listing_ids):
             self._refuse_if_still_sold_out(order_id, parsed, now)
-        try:
-            placement = self.store.atomic(lambda tx: self._place(tx, order_id, buyer_id, parsed, now))
-        except SoldOut:
+        future = self.store.submit(lambda tx: self._place(tx, order_id, buyer_id, parsed, now))
+        future.add_done_callback(lambda done: self._learn_sold_out(done, listing_ids))
+        return future
+
+    def _learn_sold_out(self, done: Future[Placement], listing_ids: list[str]) -> None:
+        if isinstance(done.exception(), SoldOut):
             self._sold_out_hint.update(listing_ids)
-            raise
-        self._sold_out_hint.difference_update(listing_ids)
-        return placement
+        else:
+            self._sold_out_hint.difference_update(listing_ids)
 
     def _refuse_if_still_sold_out(self, order_id: str, lines: tuple[OrderLine, ...], now: datetime) -> None:
         """Raise SoldOut when a read alone proves the order cannot get stock.

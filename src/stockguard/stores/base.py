@@ -10,6 +10,7 @@ a store only keeps and finds data.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,6 +99,10 @@ class Store(Protocol):
 
         When ``work`` raises, nothing it wrote is kept and the error reaches the caller.
         """
+        ...
+
+    def submit(self, work: Callable[[Transaction], T]) -> Future[T]:
+        """Queue ``work`` like ``atomic``; the future resolves once it committed (or failed)."""
         ...
 
     def read(self) -> AbstractContextManager[Transaction]:

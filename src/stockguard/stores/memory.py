@@ -11,6 +11,7 @@ import heapq
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
@@ -247,6 +248,15 @@ class MemoryStore:
             except BaseException:
                 tx.rollback()
                 raise
+
+    def submit(self, work: Callable[[MemoryTransaction], T]) -> Future[T]:
+        """Runs at once (the lock is the only wait there is) and hands back the settled future."""
+        future: Future[T] = Future()
+        try:
+            future.set_result(self.atomic(work))
+        except Exception as error:
+            future.set_exception(error)
+        return future
 
     @contextmanager
     def read(self) -> Iterator[MemoryTransaction]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -27,19 +28,23 @@ decisions = logging.getLogger("stockguard.decisions")
         **problems(404, 409),
     },
 )
-def place_order(body: OrderIn, guard: Guard, response: Response) -> OrderOut:
+async def place_order(body: OrderIn, guard: Guard) -> Response:
     """Place an order: every line gets its stock, or none does. The order id is the idempotency key."""
     lines = [(line.listing_id, line.quantity) for line in body.lines]
     try:
-        placement = guard.place_order(body.order_id, body.buyer_id, lines)
+        # The event loop never waits on the store: the write runs in the store's
+        # writer (batched with other requests) and the loop awaits its future.
+        placement = await asyncio.wrap_future(guard.placing(body.order_id, body.buyer_id, lines))
     except StockguardError as refusal:
         _decided(body, refusal.code, refusal.detail)
         raise
-    outcome = "created" if placement.created else "replayed"
-    _decided(body, outcome, placement.order.status.value)
-    if not placement.created:
-        response.status_code = 200
-    return order_out(placement.order)
+    _decided(body, "created" if placement.created else "replayed", placement.order.status.value)
+    # Serialised here, once: FastAPI would validate the returned model a second time.
+    return Response(
+        order_out(placement.order).model_dump_json(),
+        status_code=201 if placement.created else 200,
+        media_type="application/json",
+    )
 
 
 @router.get("/{order_id}", response_model=OrderOut, dependencies=[AnyRole], responses=problems(404))

@@ -12,6 +12,7 @@ the last commits (use ``synchronous=FULL`` through ``?synchronous=full`` for tha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -87,7 +88,10 @@ class SqlStore:
 
     def atomic(self, work: Callable[[Transaction], T]) -> T:
         """Run ``work`` in a write transaction, batched with other threads' work (group commit)."""
-        return self._writer.submit(lambda cursor: work(SqlTransaction(cursor, writable=True))).result()
+        return self.submit(work).result()
+
+    def submit(self, work: Callable[[Transaction], T]) -> Future[T]:
+        return self._writer.submit(lambda cursor: work(SqlTransaction(cursor, writable=True)))
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
