@@ -3,21 +3,16 @@
 ``STORE_KINDS`` is the one list of backends. Each kind knows how to make a
 fresh, empty store URL in a directory and how to break its stored counters
 behind stockguard's back (so the tests can prove that ``check`` notices). The
-contract suite and the stateful suite run once per kind; a new backend (say
-PostgreSQL) is added by appending a kind, e.g.::
-
-    StoreKind(
-        "postgresql",
-        url=_fresh_postgres_database,  # CREATE DATABASE per test, or skip without a server
-        tamper_level=_tamper_sql_level,  # the SQL helpers below work for any SqlStore
-        tamper_sold=_tamper_sql_sold,
-        persistent=True,
-    )
+contract suite, the stateful suite and the concurrency suite run once per
+kind; a new backend is added by appending a kind. PostgreSQL runs each test in
+a schema of its own on the local server (``STOCKGUARD_TEST_POSTGRES``).
 """
 
 from __future__ import annotations
 
 import atexit
+import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -25,8 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from stockguard import (
     Counter,
@@ -130,6 +127,47 @@ def _fresh_sqlite_url(directory: Path) -> str:
     return f"sqlite:///{target}"
 
 
+POSTGRES_SERVER = os.environ.get("STOCKGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+_SCHEMA_PREFIX = f"sg_test_{os.getpid()}_{secrets.token_hex(3)}"
+_schemas: list[str] = []
+
+
+def _fresh_postgres_url(_directory: Path) -> str:
+    """A fresh schema in the local PostgreSQL per test, dropped when the test process ends.
+
+    Without a server the PostgreSQL runs are skipped, except under CI (``CI=true``),
+    where a missing service is a failure.
+    """
+    admin = _postgres_admin()
+    schema = f"{_SCHEMA_PREFIX}_{len(_schemas)}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    _schemas.append(schema)
+    return f"{POSTGRES_SERVER}?options=-csearch_path%3D{schema}"
+
+
+_ADMIN: list[psycopg.Connection[tuple[object, ...]]] = []
+
+
+def _postgres_admin() -> psycopg.Connection[tuple[object, ...]]:
+    if not _ADMIN:
+        try:
+            conninfo = make_url(POSTGRES_SERVER).set(drivername="postgresql")
+            admin = psycopg.connect(conninfo.render_as_string(hide_password=False), autocommit=True)
+        except psycopg.OperationalError as error:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"PostgreSQL is required under CI and unreachable: {error}")
+            pytest.skip(f"no PostgreSQL server at {POSTGRES_SERVER}")
+        _ADMIN.append(admin)
+        atexit.register(_drop_schemas)
+    return _ADMIN[0]
+
+
+def _drop_schemas() -> None:
+    for schema in _schemas:
+        _ADMIN[0].execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    _ADMIN[0].close()
+
+
 STORE_KINDS: list[StoreKind] = [
     StoreKind(
         "memory",
@@ -141,6 +179,13 @@ STORE_KINDS: list[StoreKind] = [
     StoreKind(
         "sqlite",
         url=_fresh_sqlite_url,
+        tamper_level=_tamper_sql_level,
+        tamper_sold=_tamper_sql_sold,
+        persistent=True,
+    ),
+    StoreKind(
+        "postgresql",
+        url=_fresh_postgres_url,
         tamper_level=_tamper_sql_level,
         tamper_sold=_tamper_sql_sold,
         persistent=True,

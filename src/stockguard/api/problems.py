@@ -95,6 +95,22 @@ def _validation_errors(error: RequestValidationError) -> list[str]:
     return messages
 
 
+UNREADABLE_BODY = "the body is not valid JSON (not UTF-8 text, or nested too deeply)"
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the requested path answers. FastAPI keeps one route per method, so the 405 of
+    the route that matched the path names that route's methods only; the OpenAPI paths name all."""
+    template = getattr(request.scope.get("route"), "path_format", None)
+    operations = request.app.openapi().get("paths", {}).get(template)
+    if not operations:
+        return None
+    methods = {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     """Route every error the app can meet to a problem+json answer."""
 
@@ -112,6 +128,12 @@ def install(app: FastAPI) -> None:
         return problem(422, "invalid", "; ".join(messages[:3]), errors=messages)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            # FastAPI's answer to a body json.loads cannot even decode: the contract says 422 invalid.
+            return problem(422, "invalid", UNREADABLE_BODY, errors=[UNREADABLE_BODY])
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
         code = _HTTP_CODES.get(error.status_code, "error")
-        return problem(error.status_code, code, str(error.detail), dict(error.headers or {}) or None)
+        return problem(error.status_code, code, str(error.detail), headers or None)

@@ -77,6 +77,9 @@ class ServiceBase:
 
     def _sweep(self, tx: Transaction, now: datetime) -> int:
         due = tx.due_orders(now, SWEEP_BATCH)
+        if due:
+            # Lock the stock they give back in sku order, like every other writer.
+            tx.levels({a.sku for order in due for a in order.allocations})
         for order in due:
             self._expire(tx, order, now)
         return len(due)

@@ -16,7 +16,6 @@ from stockguard.domain.errors import (
     SoldOut,
 )
 from stockguard.domain.model import (
-    Allocation,
     Deduction,
     Listing,
     Order,
@@ -118,10 +117,15 @@ class OrderService(ServiceBase):
         self._sweep(tx, now)
         listings = {line.listing_id: self._listing(tx, line.listing_id) for line in lines}
         deduction = _one_deduction(listings.values())
+        need = rules.required_units(lines, listings)
+        # Lock the items' stock first (in sku order, in stores with row locks):
+        # from here on, one placement at a time decides for these items, so the
+        # limit and quota reads below cannot race another placement.
+        levels = tx.levels(need)
         _check_limits(tx, buyer_id, lines, listings)
         _check_quotas(tx, lines, listings)
         # Under `payment` nothing is held, but an order that could not be paid now is refused now.
-        allocations = self._allocate(tx, lines, listings, now)
+        allocations = rules.allocate(need, levels)
         if deduction is Deduction.PAYMENT:
             order = Order(order_id, buyer_id, lines, deduction, OrderStatus.PLACED, now, now)
             tx.insert_order(order)
@@ -176,11 +180,13 @@ class OrderService(ServiceBase):
 
     def _take_at_payment(self, tx: Transaction, order: Order, now: datetime) -> Order:
         listings = {ln.listing_id: self._listing(tx, ln.listing_id) for ln in order.lines}
+        need = rules.required_units(order.lines, listings)
+        levels = tx.levels(need)  # locked before the limit and quota reads, as in placement
         if order.status is OrderStatus.EXPIRED:
             # An expired order stopped counting against the limit; paying makes it count again.
             _check_limits(tx, order.buyer_id, order.lines, listings)
         _check_quotas(tx, order.lines, listings)
-        allocations = self._allocate(tx, order.lines, listings, now)
+        allocations = rules.allocate(need, levels)
         tx.record(rules.take_movements(allocations, order.order_id, now))
         paid = replace(
             order, status=OrderStatus.PAID, updated_at=now, allocations=allocations, expires_at=None
@@ -234,16 +240,6 @@ class OrderService(ServiceBase):
         if rules.is_due(order, now):
             return self._expire(tx, order, now)
         return order
-
-    def _allocate(
-        self,
-        tx: Transaction,
-        lines: Sequence[OrderLine],
-        listings: Mapping[str, Listing],
-        now: datetime,
-    ) -> tuple[Allocation, ...]:
-        need = rules.required_units(lines, listings)
-        return rules.allocate(need, tx.levels(need))
 
 
 def _one_deduction(listings: Iterable[Listing]) -> Deduction:

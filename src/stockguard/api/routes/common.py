@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Path
 
+from stockguard.api.problems import PROBLEM_JSON
 from stockguard.api.schemas import ID_PATTERN, ProblemOut
 
 
@@ -17,10 +18,13 @@ Sku = Annotated[str, id_param("The item's SKU.")]
 ListingId = Annotated[str, id_param("The listing's id.")]
 OrderId = Annotated[str, id_param("The order's id, also its idempotency key.")]
 
+# Inline rather than ``"model": ProblemOut``: FastAPI would put a model under ``application/json``,
+# a media type these answers never have.
+_PROBLEM_SCHEMA = ProblemOut.model_json_schema(mode="serialization")
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+
+def problems(*statuses: int, common: tuple[int, ...] = (401, 422, 503)) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problem+json answers a route can give."""
     return {
-        status: {"model": ProblemOut, "content": {"application/problem+json": {}}}
-        for status in (401, 422, 503, *statuses)
+        status: {"content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}} for status in (*common, *statuses)
     }

@@ -11,7 +11,12 @@ from stockguard.api.schemas import AdjustmentIn, CountOut, ItemIn, ItemOut, Rece
 router = APIRouter(prefix="/v1/items", tags=["items"])
 
 
-@router.put("/{sku}", response_model=ItemOut, dependencies=[AdminOnly], responses=problems(403))
+@router.put(
+    "/{sku}",
+    response_model=ItemOut,
+    dependencies=[AdminOnly],
+    responses={201: {"model": ItemOut, "description": "Created."}, **problems(403, 413)},
+)
 def put_item(sku: Sku, body: ItemIn, guard: Guard, response: Response) -> ItemOut:
     """Create an item (201) or change its name and safety stock (200)."""
     saved = guard.put_item(sku, body.name, body.safety)
@@ -26,7 +31,7 @@ def get_item(sku: Sku, guard: Guard) -> ItemOut:
 
 
 @router.post(
-    "/{sku}/receipts", response_model=ItemOut, dependencies=[AdminOnly], responses=problems(403, 404)
+    "/{sku}/receipts", response_model=ItemOut, dependencies=[AdminOnly], responses=problems(403, 404, 413)
 )
 def receive(sku: Sku, body: ReceiptIn, guard: Guard) -> ItemOut:
     """Goods arrived in a warehouse: on_hand goes up."""
@@ -34,7 +39,7 @@ def receive(sku: Sku, body: ReceiptIn, guard: Guard) -> ItemOut:
 
 
 @router.post(
-    "/{sku}/adjustments", response_model=CountOut, dependencies=[AdminOnly], responses=problems(403, 404)
+    "/{sku}/adjustments", response_model=CountOut, dependencies=[AdminOnly], responses=problems(403, 404, 413)
 )
 def adjust(sku: Sku, body: AdjustmentIn, guard: Guard) -> CountOut:
     """A stock count sets on_hand. A count below what is promised is kept, reported in

@@ -12,7 +12,10 @@ router = APIRouter(prefix="/v1/listings", tags=["listings"])
 
 
 @router.put(
-    "/{listing_id}", response_model=ListingOut, dependencies=[AdminOnly], responses=problems(403, 404)
+    "/{listing_id}",
+    response_model=ListingOut,
+    dependencies=[AdminOnly],
+    responses={201: {"model": ListingOut, "description": "Created."}, **problems(403, 404, 413)},
 )
 def put_listing(listing_id: ListingId, body: ListingIn, guard: Guard, response: Response) -> ListingOut:
     """Create (201) or replace (200) a listing; live orders keep the terms they were placed under."""

@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from stockguard.api.deps import AnyRole, Guard
 from stockguard.api.metrics import exposition
+from stockguard.api.routes.common import problems
 from stockguard.api.schemas import HealthOut
 
 router = APIRouter(tags=["operations"])
@@ -22,7 +23,7 @@ def healthz() -> HealthOut:
     "/metrics",
     response_class=Response,
     dependencies=[AnyRole],
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **problems(common=(401, 503))},
 )
 def metrics(guard: Guard) -> Response:
     """Prometheus text format: orders by outcome, holds expired, sellable per listing, latency."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection, Iterator, Mapping
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -75,6 +77,24 @@ _DUE = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the databases for these statements."""
+
+    name: str
+    lock_rows: bool  # take row locks (FOR UPDATE) in write transactions
+    sql: Callable[[str], str]  # from the ``:name`` parameter style to the driver's
+
+
+def _pyformat(sql: str) -> str:
+    return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+_NAMED = re.compile(r"(?<!:):(\w+)")
+SQLITE = Dialect("sqlite", lock_rows=False, sql=lambda sql: sql)  # sqlite3 takes :name as is
+POSTGRESQL = Dialect("postgresql", lock_rows=True, sql=functools.lru_cache(maxsize=512)(_pyformat))
+
+
 def ts(moment: datetime) -> float:
     return moment.timestamp()
 
@@ -84,25 +104,34 @@ def dt(seconds: float) -> datetime:
 
 
 class SqlTransaction:
-    def __init__(self, cursor: Cursor, *, writable: bool, lock_rows: bool = False) -> None:
+    def __init__(self, cursor: Cursor, *, writable: bool, dialect: Dialect = SQLITE) -> None:
         self._cur = cursor
         self._writable = writable
-        # PostgreSQL locks rows it reads for writing; SQLite's BEGIN IMMEDIATE
+        self._sql = dialect.sql
+        # PostgreSQL locks the rows a writer reads; SQLite's BEGIN IMMEDIATE
         # already holds the whole database.
-        self._for_update = " FOR UPDATE" if lock_rows and writable else ""
-        self._skip_locked = " FOR UPDATE SKIP LOCKED" if lock_rows and writable else ""
+        locks = dialect.lock_rows and writable
+        self._for_update = " FOR UPDATE" if locks else ""
+        self._lock_levels = " FOR UPDATE OF l" if locks else ""  # not the joined warehouse rows
+        self._skip_locked = " FOR UPDATE SKIP LOCKED" if locks else ""
+
+    def _execute(self, sql: str, params: Mapping[str, Any]) -> None:
+        self._cur.execute(self._sql(sql), params)
+
+    def _execute_many(self, sql: str, params: list[dict[str, Any]]) -> None:
+        self._cur.executemany(self._sql(sql), params)
 
     def _write(self, sql: str, params: Mapping[str, Any]) -> None:
         if not self._writable:
             raise RuntimeError("write attempted in a read-only transaction")
-        self._cur.execute(sql, params)
+        self._execute(sql, params)
 
     def _one(self, sql: str, params: Mapping[str, Any]) -> Any:
-        self._cur.execute(sql, params)
+        self._execute(sql, params)
         return self._cur.fetchone()
 
     def _all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Any]:
-        self._cur.execute(sql, params or {})
+        self._execute(sql, params or {})
         return self._cur.fetchall()
 
     # -- catalog
@@ -163,7 +192,7 @@ class SqlTransaction:
         placeholders = ", ".join(":" + name for name in names)
         rows = self._all(
             f"SELECT {_LEVEL_COLUMNS} FROM levels l LEFT JOIN warehouses w ON w.name = l.warehouse "
-            f"WHERE l.sku IN ({placeholders}) ORDER BY l.sku, l.warehouse{self._for_update}",
+            f"WHERE l.sku IN ({placeholders}) ORDER BY l.sku, l.warehouse{self._lock_levels}",
             names,
         )
         found: dict[str, list[Level]] = {}
@@ -191,8 +220,8 @@ class SqlTransaction:
                 row["sku"], row["warehouse"] = m.sku, m.warehouse
                 deltas[(m.sku, m.warehouse)] = row
             row[m.counter.value] += m.delta
-        self._cur.executemany(_APPLY_DELTAS, list(deltas.values()))
-        self._cur.executemany(
+        self._execute_many(_APPLY_DELTAS, list(deltas.values()))
+        self._execute_many(
             _INSERT_MOVEMENT,
             [
                 {
@@ -211,12 +240,15 @@ class SqlTransaction:
 
     # -- orders
     def order(self, order_id: str) -> Order | None:
-        row = self._one(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = :id", {"id": order_id})
+        # Locked for writers: two payments of one order never both see it unpaid.
+        row = self._one(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = :id{self._for_update}", {"id": order_id}
+        )
         return None if row is None else _order(row)
 
     def insert_order(self, order: Order) -> None:
         self._write(_INSERT_ORDER, _order_params(order))
-        self._cur.executemany(
+        self._execute_many(
             "INSERT INTO order_lines (order_id, listing_id, buyer_id, quantity) "
             "VALUES (:order_id, :listing_id, :buyer_id, :quantity)",
             [

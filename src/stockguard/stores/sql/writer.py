@@ -25,15 +25,17 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
 from stockguard.domain.errors import Unavailable
+from stockguard.stores.sql.engines import Backend
 
 T = TypeVar("T")
 
 # Bounds how long one batch holds the database's write lock.
 MAX_BATCH = 64
+# Runs of one piece of work that hit a retryable conflict before it fails as Unavailable.
+MAX_ATTEMPTS = 5
 
 
 @dataclass(eq=False)
@@ -49,11 +51,12 @@ class Writer:
         self,
         connect: Callable[[], Any],
         errors: tuple[type[Exception], ...],
-        lock_path: Path | None,
+        backend: Backend,
     ) -> None:
         self._connect = connect
         self._errors = errors
-        self._lock_path = lock_path
+        self._backend = backend
+        self._lock_path = backend.lock_path
         self._queue: queue.SimpleQueue[_Work[Any] | None] = queue.SimpleQueue()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -128,13 +131,13 @@ class Writer:
         cursor = connection.cursor()
         results: list[tuple[_Work[Any], bool, Any]] = []
         with self._process_lock():
-            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(self._backend.begin_write)
             try:
                 for work in batch:
                     results.append(self._run_one(cursor, work))
                 cursor.execute("COMMIT")
             except BaseException:
-                if connection.driver_connection.in_transaction:
+                if self._backend.in_transaction(connection):
                     cursor.execute("ROLLBACK")
                 raise
         for work, ok, value in results:
@@ -144,17 +147,25 @@ class Writer:
                 work.future.set_exception(value)
 
     def _run_one(self, cursor: Any, work: _Work[Any]) -> tuple[_Work[Any], bool, Any]:
-        cursor.execute("SAVEPOINT work")
-        try:
-            value = work.run(cursor)
-        except Exception as error:
-            # Only this piece of work is undone; a failure of the undo itself
-            # escapes and fails the whole batch.
-            cursor.execute("ROLLBACK TO work")
+        attempt = 0
+        while True:
+            attempt += 1
+            cursor.execute("SAVEPOINT work")
+            try:
+                value = work.run(cursor)
+            except Exception as error:
+                # Only this piece of work is undone; a failure of the undo itself
+                # escapes and fails the whole batch.
+                cursor.execute("ROLLBACK TO work")
+                cursor.execute("RELEASE work")
+                if self._backend.retryable(error) and attempt < MAX_ATTEMPTS:
+                    continue  # a deadlock victim, or a racing insert of the same key: run it again
+                return work, False, _unavailable(error) if self._is_store_error(error) else error
             cursor.execute("RELEASE work")
-            return work, False, _unavailable(error) if isinstance(error, self._errors) else error
-        cursor.execute("RELEASE work")
-        return work, True, value
+            return work, True, value
+
+    def _is_store_error(self, error: Exception) -> bool:
+        return isinstance(error, self._errors) or self._backend.retryable(error)
 
     @contextmanager
     def _process_lock(self) -> Iterator[None]:

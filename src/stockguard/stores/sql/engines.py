@@ -1,0 +1,115 @@
+"""What differs per database: the engine, how transactions begin, and the lock file.
+
+Both databases run with driver-level autocommit, and stockguard begins and
+commits every transaction itself with plain SQL, so one writer and one
+transaction class serve both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+
+from stockguard.stores.sql.transaction import POSTGRESQL, SQLITE, Dialect
+
+BUSY_TIMEOUT_MS = 60_000
+# Deadlock detected, serialization failure, and a unique key inserted by a
+# concurrent transaction (a racing replay of the same order id).
+_RETRYABLE = frozenset({"40P01", "40001", "23505"})
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    driver_error = getattr(error, "orig", error)
+    state = getattr(driver_error, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    engine: Engine
+    dialect: Dialect
+    begin_write: str
+    begin_read: str
+    lock_path: Path | None  # writers of several processes queue on this file (SQLite)
+
+    def retryable(self, error: BaseException) -> bool:
+        """A conflict that running the same work again resolves (PostgreSQL's SQLSTATEs)."""
+        return self.dialect is POSTGRESQL and _sqlstate(error) in _RETRYABLE
+
+    def in_transaction(self, raw: Any) -> bool:
+        driver = raw.driver_connection
+        if self.dialect is SQLITE:
+            return bool(driver.in_transaction)
+        return bool(driver.info.transaction_status != 0)  # psycopg: 0 is IDLE
+
+
+def backend_for(url: str) -> Backend:
+    parsed = make_url(url)
+    name = parsed.get_backend_name()
+    if name == "sqlite":
+        return _sqlite(parsed)
+    if name == "postgresql":
+        return _postgresql(parsed)
+    raise ValueError(f"unsupported database {name!r}: use sqlite:///path.db or postgresql://...")
+
+
+def _begin_by_hand(engine: Engine, write_begin: str) -> None:
+    """Transactions SQLAlchemy manages (migrations, maintenance) are begun explicitly too."""
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        writing = conn.get_execution_options().get("stockguard_write", False)
+        conn.exec_driver_sql(write_begin if writing else "BEGIN")
+
+
+def _sqlite(parsed: URL) -> Backend:
+    synchronous = str(parsed.query.get("synchronous", "normal")).upper()
+    if synchronous not in {"NORMAL", "FULL"}:
+        raise ValueError("synchronous must be normal or full")
+    database = parsed.database
+    in_memory = not database or database == ":memory:"
+    if not in_memory:
+        Path(str(database)).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        parsed.difference_update_query(["synchronous"]),
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        pool_size=8,
+        max_overflow=64,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # autocommit: transactions are begun by hand
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    # BEGIN IMMEDIATE takes the database's one write lock up front, so
+    # check-then-write inside the transaction cannot race.
+    _begin_by_hand(engine, "BEGIN IMMEDIATE")
+    lock_path = None if in_memory else Path(str(database) + ".writer-lock")
+    return Backend(engine, SQLITE, "BEGIN IMMEDIATE", "BEGIN", lock_path)
+
+
+def _postgresql(parsed: URL) -> Backend:
+    engine = create_engine(
+        parsed.set(drivername="postgresql+psycopg"),
+        pool_size=8,
+        max_overflow=32,
+        pool_pre_ping=True,  # a connection the server dropped is replaced, not handed out
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.autocommit = True  # transactions are begun by hand
+
+    # READ COMMITTED with row locks taken in sku order (FOR UPDATE) for
+    # writers; a consistent snapshot for readers that read several tables.
+    _begin_by_hand(engine, "BEGIN")
+    return Backend(engine, POSTGRESQL, "BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", None)
