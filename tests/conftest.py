@@ -37,6 +37,7 @@ from stockguard import (
     Warehouse,
     open_store,
 )
+from stockguard.bootstrap import upgrade_database
 from stockguard.stores.base import MovementFilter, Store
 from stockguard.stores.memory import MemoryStore
 from stockguard.stores.sql.store import SqlStore
@@ -133,11 +134,18 @@ _schemas: list[str] = []
 
 
 def _fresh_postgres_url(_directory: Path) -> str:
-    """A fresh schema in the local PostgreSQL per test, dropped when the test process ends.
+    """A fresh, migrated schema in the local PostgreSQL per test, dropped when the test process ends.
 
     Without a server the PostgreSQL runs are skipped, except under CI (``CI=true``),
     where a missing service is a failure.
     """
+    url = empty_postgres_url()
+    upgrade_database(url)
+    return url
+
+
+def empty_postgres_url() -> str:
+    """A new schema with no tables, as an operator's database before ``stockguard db upgrade``."""
     admin = _postgres_admin()
     schema = f"{_SCHEMA_PREFIX}_{len(_schemas)}"
     admin.execute(f"CREATE SCHEMA {schema}")

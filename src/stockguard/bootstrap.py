@@ -11,12 +11,18 @@ MEMORY_URL = "memory://"
 
 
 def open_store(url: str) -> Store:
-    """``memory://`` for a store in this process, or a SQLAlchemy URL such as ``sqlite:///stock.db``."""
+    """``memory://`` for a store in this process, or a SQLAlchemy URL such as ``sqlite:///stock.db``
+    or ``postgresql://user@host/db`` (whose schema ``stockguard db upgrade`` keeps current)."""
     if url == MEMORY_URL:
         return MemoryStore()
     return SqlStore(url)
 
 
+def upgrade_database(url: str) -> None:
+    """Apply every pending schema migration to the SQL database at ``url``."""
+    SqlStore(url, upgrade=True).close()
+
+
 def connect(url: str = MEMORY_URL, clock: Clock = utc_now) -> Stockguard:
-    """Open the store at ``url`` (migrating a SQL schema to the latest version) and wrap it."""
+    """Open the store at ``url`` (see ``open_store``) and wrap it in the Stockguard facade."""
     return Stockguard(open_store(url), clock)

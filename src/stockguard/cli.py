@@ -20,11 +20,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from stockguard import Stockguard, StockguardError, connect
-from stockguard.bootstrap import MEMORY_URL
+from stockguard.bootstrap import MEMORY_URL, upgrade_database
 from stockguard.sim.bench import BenchConfig, bench_json, run_bench
 from stockguard.sim.demo import ARMS, ArmResult, DemoConfig, DriftFound, run_demo
 from stockguard.sim.pool import SimulationError
 from stockguard.sim.report import RichView, bench_table, drift_table, summary_table
+from stockguard.stores.sql.migrations import SchemaOutOfDate
 
 app = typer.Typer(
     help="Inventory deduction that never oversells.", no_args_is_help=True, add_completion=False
@@ -137,9 +138,26 @@ def serve(
     }
     try:
         run({key: value for key, value in chosen.items() if value is not None}, out)
-    except ValueError as error:
+    except (ValueError, SchemaOutOfDate) as error:
         err.print(f"[bold red]cannot start:[/] {error}")
         raise typer.Exit(2) from None
+
+
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    db: Annotated[str, typer.Option("--db", help="Store URL, e.g. postgresql://user@host/db.")],
+) -> None:
+    """Apply every pending schema migration (SQLite stores also do this when they open)."""
+    try:
+        upgrade_database(db)
+    except (ValueError, ArgumentError, StockguardError) as error:
+        err.print(f"[bold red]cannot upgrade {db}:[/] {error}")
+        raise typer.Exit(2) from None
+    out.print("[green]schema up to date[/]")
 
 
 @app.command()
@@ -198,7 +216,7 @@ def _open(url: str, *, must_exist: bool = False) -> Stockguard:
             if database and database != ":memory:" and not Path(database).exists():
                 raise ValueError(f"no database at {database}")
         return connect(url)
-    except (ValueError, ArgumentError, StockguardError) as error:
+    except (ValueError, ArgumentError, StockguardError, SchemaOutOfDate) as error:
         err.print(f"[bold red]cannot open {url}:[/] {error}")
         raise typer.Exit(2) from None
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from stockguard.stores.sql.migrations import pending_revision
+from conftest import empty_postgres_url
+from stockguard.stores.sql.migrations import SchemaOutOfDate, pending_revision
 from stockguard.stores.sql.store import SqlStore
 from stockguard.stores.sql.tables import metadata
 
@@ -36,3 +41,39 @@ def test_opening_a_store_again_applies_nothing_twice(tmp_path: Path) -> None:
             assert pending_revision(conn) is None
     finally:
         engine.dispose()
+
+
+def test_a_postgres_schema_behind_the_code_is_refused_until_db_upgrade() -> None:
+    url = empty_postgres_url()
+    with pytest.raises(SchemaOutOfDate, match="stockguard db upgrade"):
+        SqlStore(url)
+
+    upgraded = subprocess.run(
+        [str(Path(sys.executable).parent / "stockguard"), "db", "upgrade", "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert upgraded.returncode == 0, upgraded.stderr
+    store = SqlStore(url)
+    try:
+        with store.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        store.close()
+
+
+def test_serve_refuses_to_start_on_an_out_of_date_schema(tmp_path: Path) -> None:
+    url = empty_postgres_url()
+    served = subprocess.run(
+        [str(Path(sys.executable).parent / "stockguard"), "serve", "--db", url, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "STOCKGUARD_ADMIN_TOKEN": "a" * 32, "STOCKGUARD_STOREFRONT_TOKEN": "s" * 32},
+    )
+    assert served.returncode == 2
+    assert "stockguard db upgrade" in " ".join(served.stderr.split())

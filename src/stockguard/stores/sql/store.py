@@ -21,8 +21,8 @@ from sqlalchemy.exc import OperationalError
 from stockguard.domain.errors import Unavailable
 from stockguard.stores.base import Transaction
 from stockguard.stores.sql.engines import backend_for
-from stockguard.stores.sql.migrations import upgrade_to_head
-from stockguard.stores.sql.transaction import SqlTransaction
+from stockguard.stores.sql.migrations import SchemaOutOfDate, pending_revision, upgrade_to_head
+from stockguard.stores.sql.transaction import SQLITE, SqlTransaction
 from stockguard.stores.sql.writer import Writer
 
 T = TypeVar("T")
@@ -31,7 +31,10 @@ T = TypeVar("T")
 class SqlStore:
     """A Store on a SQL database named by a SQLAlchemy URL."""
 
-    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+    def __init__(self, url: str, *, upgrade: bool | None = None) -> None:
+        """Open the store. ``upgrade``: apply pending migrations first (by default only for
+        SQLite, the embedded store); otherwise a schema behind this version is refused
+        with SchemaOutOfDate, and ``stockguard db upgrade`` brings it up to date."""
         self.url = url
         self._backend = backend_for(url)
         self.engine = self._backend.engine
@@ -40,12 +43,17 @@ class SqlStore:
             self.engine.dialect.loaded_dbapi.OperationalError,
         )
         self._writer = Writer(self.engine.raw_connection, self._errors, self._backend)
-        if upgrade:
-            with (
-                self._translate_errors(),
-                self.engine.execution_options(stockguard_write=True).begin() as conn,
-            ):
+        if upgrade is None:
+            upgrade = self._backend.dialect is SQLITE
+        with self._translate_errors(), self.engine.execution_options(stockguard_write=True).begin() as conn:
+            if upgrade:
                 upgrade_to_head(conn)
+            head = pending_revision(conn)
+        if head is not None:
+            self.engine.dispose()
+            raise SchemaOutOfDate(
+                f"the database schema is not at revision {head}: run `stockguard db upgrade --db URL`"
+            )
 
     def atomic(self, work: Callable[[Transaction], T]) -> T:
         """Run ``work`` in a write transaction, batched with other threads' work (group commit)."""

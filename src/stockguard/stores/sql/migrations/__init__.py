@@ -24,6 +24,10 @@ def upgrade_to_head(conn: Connection) -> None:
     command.upgrade(alembic_config(conn), "head")
 
 
+class SchemaOutOfDate(RuntimeError):
+    """The database's schema is behind this version of stockguard."""
+
+
 def pending_revision(conn: Connection) -> str | None:
     """The head revision when the database is behind it, else None."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
