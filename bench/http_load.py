@@ -104,6 +104,8 @@ class Config:
     ref: str | None
     quiet_below: float
     quiet_wait: int
+    max_other_cpu: float
+    attempts: int
     profile_dir: Path | None
     json_out: Path
 
@@ -129,7 +131,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "--sell-cap", type=int, default=300, help="give up on the selling phase after this many seconds"
     )
     parser.add_argument(
-        "--timeout", type=int, default=10, help="wrk -T: slower answers count as timeouts (seconds)"
+        "--timeout", type=int, default=30, help="wrk -T: slower answers count as timeouts (seconds)"
     )
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="the wrk binary")
     parser.add_argument(
@@ -146,6 +148,17 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     parser.add_argument(
         "--quiet-wait", type=int, default=900, help="seconds to wait for that at most, then run anyway"
+    )
+    parser.add_argument(
+        "--max-other-cpu",
+        type=float,
+        default=30.0,
+        metavar="PCT",
+        help="a run during which other processes used more than PCT%% of one core in any phase is "
+        "disturbed: it is kept in the JSON and run again",
+    )
+    parser.add_argument(
+        "--attempts", type=int, default=4, help="attempts per run before a disturbed run is used anyway"
     )
     parser.add_argument(
         "--profile",
@@ -184,6 +197,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         ref=args.ref,
         quiet_below=args.quiet_below,
         quiet_wait=args.quiet_wait,
+        max_other_cpu=args.max_other_cpu,
+        attempts=max(1, args.attempts),
         profile_dir=args.profile,
         json_out=args.json_out,
     )
@@ -570,7 +585,8 @@ class Verification:
     unexpected: dict[str, int]  # answers other than 201 / 409 sold_out (orders) and 200 (baseline)
     check_exit: int
     check_output: str
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # oversell, miscount, failed check
+    warnings: list[str] = field(default_factory=list)  # measurement trouble, e.g. wrk timeouts
 
     @property
     def ok(self) -> bool:
@@ -587,6 +603,21 @@ class Run:
     phases: dict[str, Phase]
     ratios: dict[str, float]
     verification: Verification
+    attempt: int = 1
+    disturbed: bool = False  # other processes used the CPU during a phase (see --max-other-cpu)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run": self.index,
+            "attempt": self.attempt,
+            "disturbed": self.disturbed,
+            "busy_before_pct": self.busy_before_pct,
+            "loadavg_before": self.loadavg_before,
+            "server_command": self.server_command,
+            "phases": {name: asdict(phase) for name, phase in self.phases.items()},
+            "ratios": self.ratios,
+            "verification": {**asdict(self.verification), "ok": self.verification.ok},
+        }
 
 
 def run_once(config: Config, index: int, code_path: Path | None) -> Run:
@@ -706,7 +737,10 @@ def verify(
         problems.append(f"unexpected answers: {unexpected}")
     for phase in phases.values():
         if any(phase.socket_errors.values()):
-            problems.append(f"{phase.name}: wrk socket errors {phase.socket_errors}")
+            verification.warnings.append(
+                f"{phase.name}: wrk socket errors {phase.socket_errors} (timeouts: answers slower than "
+                f"-T {config.timeout} s, counted but left out of the latency histogram)"
+            )
     if check.returncode != 0:
         problems.append(f"stockguard check exited {check.returncode}: {verification.check_output}")
     return verification
@@ -756,7 +790,8 @@ def summarize(config: Config, runs: list[Run]) -> dict[str, Any]:
     aims["selling_p99_ms"]["met"] = medians["selling"]["p99_ms"] < AIM_P99_MS
     aims["soldout_p99_ms"]["met"] = medians["soldout"]["p99_ms"] < AIM_P99_MS
     aims["oversold_units"]["met"] = oversold == 0 and all(run.verification.ok for run in runs)
-    return {"medians": medians, "aims": aims}
+    disturbed = [run.index for run in runs if run.disturbed]
+    return {"medians": medians, "aims": aims, "disturbed_runs_used": disturbed}
 
 
 def table(config: Config, runs: list[Run], summary: dict[str, Any]) -> Table:
@@ -779,7 +814,7 @@ def table(config: Config, runs: list[Run], summary: dict[str, Any]) -> Table:
     bad = sum(not run.verification.ok for run in runs)
     for name in PHASES:
         m = medians[name]
-        per_run = " ".join(f"{run.phases[name].rate:,.0f}" for run in runs)
+        per_run = " ".join(f"{run.phases[name].rate:,.0f}{'*' if run.disturbed else ''}" for run in runs)
         if name == "baseline":
             ratio, sold = "1.00", ""
         else:
@@ -804,7 +839,14 @@ def aims_lines(summary: dict[str, Any]) -> list[str]:
     def mark(key: str) -> str:
         return "[green]met[/]" if aims[key]["met"] else "[red]missed[/]"
 
+    lines = []
+    if summary["disturbed_runs_used"]:
+        lines.append(
+            f"[yellow]* run(s) {summary['disturbed_runs_used']} shared the CPU with other processes "
+            "in every attempt; their figures are low[/]"
+        )
     return [
+        *lines,
         f"selling / baseline {aims['selling_ratio']['median']:.2f} (aim >= {AIM_SELLING_RATIO}): "
         + mark("selling_ratio"),
         f"sold out / baseline {aims['soldout_ratio']['median']:.2f} (aim >= {AIM_SOLDOUT_RATIO}): "
@@ -872,14 +914,16 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def source_state(ref: str | None) -> dict[str, Any]:
+def source_state(commit: str | None) -> dict[str, Any]:
     """Which code was measured: a commit, or the working tree with a digest of its changes to src/."""
-    if ref is not None:
-        return {"ref": ref, "commit": _run_text(["git", "rev-parse", ref]), "working_tree": False}
+    if commit is not None:
+        subject = _run_text(["git", "log", "-1", "--format=%s", commit])
+        return {"commit": commit, "subject": subject, "working_tree": False}
     diff = _run_text(["git", "diff", "HEAD", "--", "src"])
     untracked = _run_text(["git", "ls-files", "--others", "--exclude-standard", "--", "src"])
     return {
         "commit": _run_text(["git", "rev-parse", "HEAD"]),
+        "subject": _run_text(["git", "log", "-1", "--format=%s", "HEAD"]),
         "working_tree": True,
         "src_changed_since_commit": bool(diff or untracked),
         "src_diff_sha256": hashlib.sha256((diff + untracked).encode()).hexdigest()[:16],
@@ -926,30 +970,70 @@ def code_at(ref: str | None) -> Iterator[Path | None]:
 # ---------------------------------------------------------------------------
 
 
+def report_run(run: Run) -> None:
+    for problem in run.verification.problems:
+        err.print(f"[bold red]run {run.index}: {problem}[/]")
+    for warning in run.verification.warnings:
+        err.print(f"[yellow]run {run.index}: {warning}[/]")
+    if run.verification.ok:
+        v = run.verification
+        err.print(
+            f"run {run.index} verified: {v.created_201:,} answers 201, reserved {v.reserved:,} + "
+            f"committed {v.committed:,} <= on_hand {v.on_hand:,}, stockguard check exit {v.check_exit}"
+        )
+
+
+def resolve(ref: str | None) -> str | None:
+    """The commit a ref names now (HEAD may move while the benchmark runs), or None: the working tree."""
+    if ref is None:
+        return None
+    done = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"unknown git ref {ref!r}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     started = dt.datetime.now(dt.UTC)
-    before = source_state(config.ref)
-    if config.profile_dir is not None:
-        err.print("[yellow]--profile: py-spy slows the server; these figures are not the benchmark's[/]")
-    runs: list[Run] = []
     try:
-        with code_at(config.ref) as code_path:
-            for index in range(1, config.runs + 1):
-                run = run_once(config, index, code_path)
-                for problem in run.verification.problems:
-                    err.print(f"[bold red]run {index}: {problem}[/]")
-                if run.verification.ok:
-                    v = run.verification
-                    err.print(
-                        f"run {index} verified: {v.created_201:,} answers 201, reserved {v.reserved:,} + "
-                        f"committed {v.committed:,} <= on_hand {v.on_hand:,}, check exit {v.check_exit}"
-                    )
-                runs.append(run)
+        commit = resolve(config.ref)
     except BenchError as failure:
         err.print(f"[bold red]the benchmark failed:[/] {failure}")
         return 2
-    after = source_state(config.ref)
+    before = source_state(commit)
+    if config.profile_dir is not None:
+        err.print("[yellow]--profile: py-spy slows the server; these figures are not the benchmark's[/]")
+    runs: list[Run] = []
+    discarded: list[Run] = []
+    try:
+        with code_at(commit) as code_path:
+            for index in range(1, config.runs + 1):
+                for attempt in range(1, config.attempts + 1):
+                    run = run_once(config, index, code_path)
+                    run.attempt = attempt
+                    busiest = max(phase.other_cpu_pct for phase in run.phases.values())
+                    run.disturbed = busiest > config.max_other_cpu
+                    report_run(run)
+                    if run.disturbed and attempt < config.attempts and run.verification.ok:
+                        err.print(
+                            f"[yellow]run {index} attempt {attempt} disturbed: other processes used "
+                            f"{busiest:.0f}% of a core (> {config.max_other_cpu:.0f}%); running it again[/]"
+                        )
+                        discarded.append(run)
+                        continue
+                    runs.append(run)
+                    break
+    except BenchError as failure:
+        err.print(f"[bold red]the benchmark failed:[/] {failure}")
+        return 2
+    after = source_state(commit)
     summary = summarize(config, runs)
     out.print(table(config, runs, summary))
     for line in aims_lines(summary):
@@ -971,18 +1055,8 @@ def main(argv: list[str] | None = None) -> int:
             "listing": {"deduction": "reserve", "units": config.units, "hold_seconds": 86_400},
             "server": "stockguard serve --log-level warning, SQLite in a fresh temporary folder",
         },
-        "runs": [
-            {
-                "run": run.index,
-                "busy_before_pct": run.busy_before_pct,
-                "loadavg_before": run.loadavg_before,
-                "server_command": run.server_command,
-                "phases": {name: asdict(phase) for name, phase in run.phases.items()},
-                "ratios": run.ratios,
-                "verification": {**asdict(run.verification), "ok": run.verification.ok},
-            }
-            for run in runs
-        ],
+        "runs": [run.as_json() for run in runs],
+        "disturbed_attempts": [run.as_json() for run in discarded],
         **summary,
     }
     config.json_out.parent.mkdir(parents=True, exist_ok=True)

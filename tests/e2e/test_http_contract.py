@@ -305,6 +305,10 @@ def test_payment_deduction_takes_stock_at_payment(admin: httpx.Client, storefron
     ):
         assert_problem(storefront.post(f"/v1/orders/{second['order_id']}/pay"), 409, "sold_out")
     assert order(admin, second["order_id"])["status"] == "placed"
+    # Nothing is sellable now: a new order is refused at placement already.
+    late = order_body(listing_id)
+    with unchanged(admin, f"/v1/listings/{listing_id}", f"/v1/orders/{late['order_id']}"):
+        assert_problem(storefront.post("/v1/orders", json=late), 409, "sold_out")
 
 
 def test_reserve_deduction_sets_expires_at(admin: httpx.Client, storefront: httpx.Client) -> None:

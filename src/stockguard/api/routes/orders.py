@@ -25,7 +25,7 @@ decisions = logging.getLogger("stockguard.decisions")
     dependencies=[AnyRole],
     responses={
         200: {"model": OrderOut, "description": "A replay: the order as it is now."},
-        **problems(404, 409),
+        **problems(404, 409, 413),
     },
 )
 async def place_order(body: OrderIn, guard: Guard) -> Response:
@@ -53,7 +53,7 @@ def get_order(order_id: OrderId, guard: Guard) -> OrderOut:
 
 
 @router.post(
-    "/{order_id}/pay", response_model=OrderOut, dependencies=[AnyRole], responses=problems(404, 409, 410)
+    "/{order_id}/pay", response_model=OrderOut, dependencies=[AnyRole], responses=problems(404, 409, 410, 413)
 )
 def pay(order_id: OrderId, guard: Guard) -> OrderOut:
     """Pay: commit the hold, or take the stock now (`payment` deduction, or after the hold expired)."""
@@ -61,7 +61,7 @@ def pay(order_id: OrderId, guard: Guard) -> OrderOut:
 
 
 @router.post(
-    "/{order_id}/cancel", response_model=OrderOut, dependencies=[AnyRole], responses=problems(404, 409)
+    "/{order_id}/cancel", response_model=OrderOut, dependencies=[AnyRole], responses=problems(404, 409, 413)
 )
 def cancel(order_id: OrderId, guard: Guard) -> OrderOut:
     """Cancel an unshipped order; its stock returns."""
@@ -69,7 +69,10 @@ def cancel(order_id: OrderId, guard: Guard) -> OrderOut:
 
 
 @router.post(
-    "/{order_id}/ship", response_model=OrderOut, dependencies=[AdminOnly], responses=problems(403, 404, 409)
+    "/{order_id}/ship",
+    response_model=OrderOut,
+    dependencies=[AdminOnly],
+    responses=problems(403, 404, 409, 413),
 )
 def ship(order_id: OrderId, guard: Guard) -> OrderOut:
     """The paid goods left the warehouse: on_hand and committed go down."""
