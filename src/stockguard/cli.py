@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.console import Console
 from sqlalchemy.engine import make_url
@@ -23,8 +24,10 @@ from stockguard import Stockguard, StockguardError, connect
 from stockguard.bootstrap import MEMORY_URL, upgrade_database
 from stockguard.sim.bench import BenchConfig, bench_json, run_bench
 from stockguard.sim.demo import ARMS, ArmResult, DemoConfig, DriftFound, run_demo
+from stockguard.sim.pgarms import NotDurable
+from stockguard.sim.pgbench import PgArm, PgBenchConfig, run_pg_bench
 from stockguard.sim.pool import SimulationError
-from stockguard.sim.report import RichView, bench_table, drift_table, summary_table
+from stockguard.sim.report import RichView, bench_table, drift_table, pg_bench_table, summary_table
 from stockguard.stores.sql.migrations import SchemaOutOfDate
 
 app = typer.Typer(
@@ -34,6 +37,7 @@ out = Console()
 err = Console(stderr=True)
 DEMO = DemoConfig()
 BENCH = BenchConfig()
+PG_BENCH = PgBenchConfig(url="")
 
 DbOption = Annotated[
     str | None,
@@ -193,8 +197,37 @@ def bench(
     ] = BENCH.workers,
     threads: Annotated[int, typer.Option(min=1, help="Threads in each process.")] = BENCH.threads,
     json_out: Annotated[Path, typer.Option(help="Where to write the figures.")] = Path("bench-results.json"),
+    pg: Annotated[
+        str | None,
+        typer.Option(
+            "--pg",
+            help="A PostgreSQL URL: run the hot-listing bench there instead (plain row locks against "
+            "stockguard, in a schema of its own that is dropped afterwards).",
+        ),
+    ] = None,
+    clients: Annotated[int, typer.Option(min=1, help="With --pg: concurrent clients.")] = PG_BENCH.clients,
+    units: Annotated[int, typer.Option(min=1, help="With --pg: units of the hot listing.")] = PG_BENCH.units,
+    buyers: Annotated[
+        int, typer.Option(min=1, help="With --pg: buyers, one attempt at one unit each.")
+    ] = PG_BENCH.buyers,
+    processes: Annotated[
+        int,
+        typer.Option(min=1, help="With --pg: processes of the multi-process stockguard arm (1: none)."),
+    ] = PG_BENCH.processes,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --pg: print one JSON object, nothing else.")
+    ] = False,
 ) -> None:
-    """Holds per second on one hot listing: memory, SQLite, SQLite shared by processes, naive."""
+    """Holds per second on one hot listing: memory, SQLite, SQLite shared by processes, naive.
+
+    With ``--pg URL``: the same hot listing on PostgreSQL, SELECT ... FOR UPDATE and a
+    conditional UPDATE (plain psycopg) against stockguard's PostgreSQL store.
+    """
+    if pg is not None:
+        _pg_bench(PgBenchConfig(pg, clients, units, buyers, runs, processes), as_json)
+        return
+    if as_json:
+        raise typer.BadParameter("--json goes with --pg; this bench writes --json-out", param_hint="--json")
     config = BenchConfig(holds, runs, workers, threads)
     with tempfile.TemporaryDirectory(prefix="stockguard-bench-") as tmp:
         try:
@@ -206,6 +239,44 @@ def bench(
     command = " ".join(["stockguard", *sys.argv[1:]])
     json_out.write_text(json.dumps(bench_json(config, measured, command), indent=2) + "\n")
     out.print(f"wrote {json_out}")
+
+
+def _pg_bench(config: PgBenchConfig, as_json: bool) -> None:
+    """Run the PostgreSQL bench; exit 2 when it cannot run, 1 when an arm oversold or lost track."""
+    try:
+        measured = run_pg_bench(config, RichView(out, err, quiet=as_json))
+    except NotDurable as refusal:
+        err.print(f"[bold red]refusing to run:[/] {refusal}")
+        raise typer.Exit(2) from None
+    except (psycopg.Error, ValueError, ArgumentError, StockguardError, SchemaOutOfDate) as error:
+        err.print(f"[bold red]cannot run the bench on {config.url}:[/] {error}")
+        raise typer.Exit(2) from None
+    except SimulationError as failure:
+        err.print(f"[bold red]the benchmark failed:[/] {failure}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps({"arms": [arm.as_json() for arm in measured]}))
+    else:
+        out.print(pg_bench_table(measured, config))
+    if not _pg_verdict(measured, quiet=as_json):
+        raise typer.Exit(1)
+
+
+def _pg_verdict(measured: list[PgArm], *, quiet: bool) -> bool:
+    """Say what went wrong in which arm (on stderr under --json); True when nothing did."""
+    console = err if quiet else out
+    fine = True
+    for arm in measured:
+        if arm.oversold or not arm.consistent:
+            fine = False
+            console.print(
+                f"[bold red]{arm.name}: {arm.oversold:,} units oversold[/]"
+                + ("" if arm.consistent else ", and the database disagrees with itself or with the clients")
+            )
+        if arm.errors:
+            first = next((run.first_error for run in arm.runs if run.first_error), None)
+            console.print(f"[bold red]{arm.name}: {arm.errors:,} attempts failed[/]; the first: {first}")
+    return fine
 
 
 def _open(url: str, *, must_exist: bool = False) -> Stockguard:

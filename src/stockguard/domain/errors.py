@@ -65,11 +65,23 @@ class SoldOut(StockguardError):
 
     code = "sold_out"
 
+    @classmethod
+    def item(cls, sku: str, wanted: int) -> SoldOut:
+        return cls(f"not enough stock of {sku!r}: {wanted} needed")
+
+    @classmethod
+    def quota(cls, listing_id: str, quota: int) -> SoldOut:
+        return cls(f"listing {listing_id!r} has used its quota of {quota}")
+
 
 class LimitExceeded(StockguardError):
     """The buyer's live and paid orders of a listing would pass its limit."""
 
     code = "limit_exceeded"
+
+    @classmethod
+    def buyer(cls, buyer_id: str, listing_id: str, used: int, limit: int) -> LimitExceeded:
+        return cls(f"buyer {buyer_id!r} has {used} of listing {listing_id!r}; the limit is {limit}")
 
 
 class OrderConflict(StockguardError):

@@ -115,7 +115,7 @@ def allocate(
         wanted = need[sku]
         item_levels = levels.get(sku, ())
         if item_available(item_levels) < wanted:
-            raise SoldOut(f"not enough stock of {sku!r}: {wanted} needed")
+            raise SoldOut.item(sku, wanted)
         ordered = sorted(item_levels, key=lambda lv: (lv.priority, lv.warehouse))
         for level in ordered:
             take = min(wanted, level.available)

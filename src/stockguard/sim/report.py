@@ -23,6 +23,7 @@ from rich.table import Table
 from stockguard import Drift
 from stockguard.sim.bench import Case
 from stockguard.sim.demo import NAIVE, ArmResult
+from stockguard.sim.pgbench import CONDITIONAL, PgArm, PgBenchConfig
 from stockguard.sim.pool import Tick
 
 _STORIES = {
@@ -119,6 +120,39 @@ def bench_table(measured: Sequence[Case], holds: int) -> Table:
     for case in measured:
         runs = " ".join(f"{rate:.0f}" for rate in case.rates)
         table.add_row(case.name, str(case.processes), str(case.threads), f"{case.median:,.0f}", runs)
+    return table
+
+
+def pg_bench_table(measured: Sequence[PgArm], config: PgBenchConfig) -> Table:
+    title = (
+        f"one hot listing on PostgreSQL: {config.units:,} units, {config.buyers:,} buyers, "
+        f"{config.clients} clients, durable commits (median of {config.runs} runs)"
+    )
+    caption = (
+        "holds/s: holds over the selling phase, until the last unit is held; "
+        "p50/p99: every attempt, refusals included; hold p50/p99: attempts that got a unit; "
+        "oversold: the worst run, from the database"
+    )
+    table = Table(title=title, caption=caption, title_justify="left", box=box.SIMPLE_HEAD)
+    columns = ("arm", "clients", "holds/s", "x (b)", "p50 ms", "p99 ms", "hold p50", "hold p99")
+    for name in (*columns, "refusals", "errors", "oversold", "runs (holds/s)"):
+        table.add_column(name, justify="left" if name in {"arm", "runs (holds/s)"} else "right", no_wrap=True)
+    baseline = next((arm.holds_per_s for arm in measured if arm.name == CONDITIONAL), 0.0)
+    for arm in measured:
+        table.add_row(
+            arm.name,
+            f"{arm.processes}x{arm.threads}",
+            f"{arm.holds_per_s:,.0f}",
+            f"{arm.holds_per_s / baseline:.1f}" if baseline else "-",
+            f"{arm.p50_ms:.2f}",
+            f"{arm.p99_ms:.2f}",
+            f"{arm.hold_p50_ms:.2f}",
+            f"{arm.hold_p99_ms:.2f}",
+            f"{arm.refusals:,}",
+            _alarm(arm.errors),
+            _alarm(arm.oversold),
+            " ".join(f"{run.holds_per_s:.0f}" for run in arm.runs),
+        )
     return table
 
 

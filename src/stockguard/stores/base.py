@@ -23,6 +23,7 @@ from stockguard.domain.model import (
     Listing,
     Movement,
     Order,
+    OrderLine,
     Shipment,
     Warehouse,
 )
@@ -65,6 +66,13 @@ class Transaction(Protocol):
     def order(self, order_id: str) -> Order | None: ...
     def insert_order(self, order: Order) -> None: ...
     def update_order(self, order: Order) -> None: ...
+    def place_at_once(
+        self, order_id: str, buyer_id: str, lines: tuple[OrderLine, ...], now: datetime
+    ) -> Order | None:
+        """The store's own one-step placement of a plain new order (same rules as the service),
+        raising SoldOut or LimitExceeded; None leaves the decision to the service."""
+        ...
+
     def buyer_units(self, buyer_id: str, listing_id: str) -> int:
         """Units of the listing in the buyer's placed, reserved, paid and shipped orders."""
         ...

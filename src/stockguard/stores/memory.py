@@ -24,6 +24,7 @@ from stockguard.domain.model import (
     Listing,
     Movement,
     Order,
+    OrderLine,
     OrderStatus,
     Shipment,
     Warehouse,
@@ -160,6 +161,11 @@ class MemoryTransaction:
         if order.status is OrderStatus.RESERVED and order.expires_at is not None:
             # A stale heap entry is harmless, so this push needs no undo.
             heapq.heappush(self._data.expiry_heap, (order.expires_at, order.order_id))
+
+    def place_at_once(
+        self, order_id: str, buyer_id: str, lines: tuple[OrderLine, ...], now: datetime
+    ) -> Order | None:
+        return None  # the service's own code is the fastest path in memory
 
     def buyer_units(self, buyer_id: str, listing_id: str) -> int:
         return self._data.buyer_units.get((buyer_id, listing_id), 0)

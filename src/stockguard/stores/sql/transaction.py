@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from stockguard.domain.errors import LimitExceeded, SoldOut
 from stockguard.domain.model import (
     LIVE_OR_PAID,
     Allocation,
@@ -83,6 +84,7 @@ class Dialect:
 
     name: str
     lock_rows: bool  # take row locks (FOR UPDATE) in write transactions
+    native_place: bool  # has the stockguard_place function (migration 0002)
     sql: Callable[[str], str]  # from the ``:name`` parameter style to the driver's
 
 
@@ -91,8 +93,12 @@ def _pyformat(sql: str) -> str:
 
 
 _NAMED = re.compile(r"(?<!:):(\w+)")
-SQLITE = Dialect("sqlite", lock_rows=False, sql=lambda sql: sql)  # sqlite3 takes :name as is
-POSTGRESQL = Dialect("postgresql", lock_rows=True, sql=functools.lru_cache(maxsize=512)(_pyformat))
+SQLITE = Dialect(
+    "sqlite", lock_rows=False, native_place=False, sql=lambda sql: sql
+)  # sqlite3 takes :name as is
+POSTGRESQL = Dialect(
+    "postgresql", lock_rows=True, native_place=True, sql=functools.lru_cache(maxsize=512)(_pyformat)
+)
 
 
 def ts(moment: datetime) -> float:
@@ -108,6 +114,7 @@ class SqlTransaction:
         self._cur = cursor
         self._writable = writable
         self._sql = dialect.sql
+        self._native_place = dialect.native_place and writable
         # PostgreSQL locks the rows a writer reads; SQLite's BEGIN IMMEDIATE
         # already holds the whole database.
         locks = dialect.lock_rows and writable
@@ -267,6 +274,41 @@ class SqlTransaction:
             "UPDATE orders SET status = :status, updated_at = :updated_at, expires_at = :expires_at, "
             "allocations = :allocations WHERE order_id = :order_id",
             _order_params(order),
+        )
+
+    def place_at_once(
+        self, order_id: str, buyer_id: str, lines: tuple[OrderLine, ...], now: datetime
+    ) -> Order | None:
+        if not self._native_place:
+            return None
+        # One round trip: see migration 0002 (stockguard_place).
+        row = self._one(
+            "SELECT stockguard_place(:order_id, :buyer_id, CAST(:lines AS jsonb), :now)",
+            {"order_id": order_id, "buyer_id": buyer_id, "lines": _lines_json(lines), "now": ts(now)},
+        )
+        decided: dict[str, Any] = row[0]
+        outcome = decided["outcome"]
+        if outcome == "fallback":
+            return None
+        if outcome == "limit_exceeded":
+            raise LimitExceeded.buyer(buyer_id, decided["listing"], decided["used"], decided["limit"])
+        if outcome == "quota":
+            raise SoldOut.quota(decided["listing"], decided["quota"])
+        if outcome == "sold_out":
+            raise SoldOut.item(decided["sku"], decided["wanted"])
+        if outcome == "placed":
+            return Order(order_id, buyer_id, lines, Deduction.PAYMENT, OrderStatus.PLACED, now, now)
+        expires_at = decided["expires_at"]
+        return Order(
+            order_id,
+            buyer_id,
+            lines,
+            Deduction.ORDER if expires_at is None else Deduction.RESERVE,
+            OrderStatus.RESERVED,
+            now,
+            now,
+            None if expires_at is None else dt(expires_at),
+            tuple(Allocation(sku, warehouse, units) for sku, warehouse, units in decided["allocations"]),
         )
 
     def buyer_units(self, buyer_id: str, listing_id: str) -> int:
