@@ -123,6 +123,11 @@ local function encode(value)
 end
 
 -- Main state: add up the threads' counters and print one line the harness parses.
+-- The latency object is wrk's histogram after its coordinated-omission
+-- correction (wrk 4: stats_correct() adds, for every answer slower than
+-- run time / answers per connection, synthetic samples at that interval below
+-- it), so a few stalled requests raise p90/p99 far above what any single
+-- connection saw; the harness compares the mean with Little's law to show it.
 function done(summary, latency, requests)
    local total = {}
    local sent = 0
