@@ -156,6 +156,11 @@ def empty_postgres_url() -> str:
 _ADMIN: list[psycopg.Connection[tuple[object, ...]]] = []
 
 
+def postgres_admin() -> psycopg.Connection[tuple[object, ...]]:
+    """An autocommit connection to the test server (skipped without one, except under CI)."""
+    return _postgres_admin()
+
+
 def _postgres_admin() -> psycopg.Connection[tuple[object, ...]]:
     if not _ADMIN:
         try:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import stockguard
+from conftest import POSTGRES_SERVER, postgres_admin
 
 STOCKGUARD_ARMS = ("order", "payment", "reserve")
 FIELDS = {"name", "sold", "oversold", "cancelled", "expired", "unsold", "seconds", "rate"}
@@ -150,6 +151,51 @@ def test_bench_writes_the_median_of_each_case_as_json(tmp_path: Path) -> None:
         assert len(case["runs"]) == 2
         assert case["holds_per_second"] > 0
     assert "holds per second" in done.stdout
+
+
+PG_ARMS = ("select-for-update", "conditional-update", "stockguard", "stockguard-processes")
+
+
+def _bench_schemas() -> set[str]:
+    rows = postgres_admin().execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'sg_bench_%'")
+    return {str(name) for (name,) in rows.fetchall()}
+
+
+@pytest.mark.slow
+def test_pg_bench_sells_every_unit_once_in_every_arm_and_drops_its_schema() -> None:
+    before = _bench_schemas()
+    done = stockguard_cli(
+        "bench", "--pg", POSTGRES_SERVER, "--units", "200", "--buyers", "2000", "--clients", "8",
+        "--runs", "1", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)  # one JSON object and nothing else on stdout
+    assert set(document) == {"arms"}
+    arms = document["arms"]
+    assert [arm["name"] for arm in arms] == list(PG_ARMS)
+    for arm in arms:
+        assert {"name", "holds_per_s", "p50_ms", "p99_ms", "oversold"} <= set(arm)
+        # Read back from the database: every unit sold once, never more, and the rest refused.
+        assert arm["oversold"] == 0, arm
+        assert arm["sold"] == 200, arm
+        assert arm["refusals"] == 1800, arm
+        assert arm["errors"] == 0, arm
+        assert arm["consistent"], arm
+        assert arm["holds_per_s"] > 0
+        assert 0 < arm["p50_ms"] <= arm["p99_ms"]
+        assert arm["clients"] == 8
+        assert len(arm["runs"]) == 1
+    assert _bench_schemas() <= before  # the run's schema is gone
+
+
+def test_pg_bench_refuses_commits_that_are_not_durable() -> None:
+    before = _bench_schemas()
+    url = f"{POSTGRES_SERVER}?options=-csynchronous_commit%3Doff"
+    done = stockguard_cli("bench", "--pg", url, "--units", "10", "--buyers", "20", "--clients", "2", "--json")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "synchronous_commit is 'off'" in done.stderr
+    assert _bench_schemas() <= before
 
 
 def test_sweep_releases_holds_that_ran_out_exactly_once(tmp_path: Path) -> None:

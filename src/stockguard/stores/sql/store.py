@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from stockguard.domain.errors import Unavailable
 from stockguard.stores.base import Transaction
@@ -38,8 +39,11 @@ class SqlStore:
         self.url = url
         self._backend = backend_for(url)
         self.engine = self._backend.engine
+        # A database that is down, full, locked too long, or a pool with no free
+        # connection in time: the request answers Unavailable and changed nothing.
         self._errors: tuple[type[Exception], ...] = (
             OperationalError,
+            PoolTimeout,
             self.engine.dialect.loaded_dbapi.OperationalError,
         )
         self._writer = Writer(self.engine.raw_connection, self._errors, self._backend)
