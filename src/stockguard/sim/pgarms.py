@@ -12,6 +12,7 @@ what the clients were told.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,54 +96,52 @@ def create_plain_tables(connection: Connection, skus: Sequence[str], units: int)
             connection.execute("INSERT INTO stock (sku, available) VALUES (%s, %s)", (sku, units))
 
 
-class ForUpdateClient:
+class _PlainClient(abc.ABC):
+    """A client of the plain arms: one transaction per attempt, committed when it took a unit."""
+
+    def __init__(self, connection: Connection, sku: str, prefix: str) -> None:
+        self._connection = connection
+        self._cursor = connection.cursor()
+        self._sku = sku
+        self._prefix = prefix
+
+    def attempt(self, index: int) -> bool:
+        try:
+            took = self._take()
+            if not took:
+                self._connection.rollback()
+                return False
+            order = (f"{self._prefix}-{index}", f"buyer-{index}", self._sku, 1)
+            self._cursor.execute(_INSERT_ORDER, order)
+            self._connection.commit()
+        except BaseException:
+            _rollback(self._connection)
+            raise
+        return True
+
+    @abc.abstractmethod
+    def _take(self) -> bool:
+        """Take one unit in the open transaction; False when none is left."""
+
+
+class ForUpdateClient(_PlainClient):
     """(a) ``SELECT ... FOR UPDATE``, check, ``UPDATE``, insert the order, commit."""
 
-    def __init__(self, connection: Connection, sku: str, prefix: str) -> None:
-        self._connection = connection
-        self._cursor = connection.cursor()
-        self._sku = sku
-        self._prefix = prefix
-
-    def attempt(self, index: int) -> bool:
-        cursor = self._cursor
-        try:
-            cursor.execute(_LOCK_ROW, (self._sku,))
-            row = cursor.fetchone()
-            if row is None or row[0] < 1:
-                self._connection.rollback()
-                return False
-            cursor.execute(_DECREMENT, (1, self._sku))
-            cursor.execute(_INSERT_ORDER, (f"{self._prefix}-{index}", f"buyer-{index}", self._sku, 1))
-            self._connection.commit()
-        except BaseException:
-            _rollback(self._connection)
-            raise
+    def _take(self) -> bool:
+        self._cursor.execute(_LOCK_ROW, (self._sku,))
+        row = self._cursor.fetchone()
+        if row is None or row[0] < 1:
+            return False
+        self._cursor.execute(_DECREMENT, (1, self._sku))
         return True
 
 
-class ConditionalClient:
+class ConditionalClient(_PlainClient):
     """(b) One ``UPDATE ... WHERE available >= 1``; when it changed the row, insert the order; commit."""
 
-    def __init__(self, connection: Connection, sku: str, prefix: str) -> None:
-        self._connection = connection
-        self._cursor = connection.cursor()
-        self._sku = sku
-        self._prefix = prefix
-
-    def attempt(self, index: int) -> bool:
-        cursor = self._cursor
-        try:
-            cursor.execute(_CONDITIONAL_DECREMENT, (1, self._sku, 1))
-            if cursor.rowcount != 1:
-                self._connection.rollback()
-                return False
-            cursor.execute(_INSERT_ORDER, (f"{self._prefix}-{index}", f"buyer-{index}", self._sku, 1))
-            self._connection.commit()
-        except BaseException:
-            _rollback(self._connection)
-            raise
-        return True
+    def _take(self) -> bool:
+        self._cursor.execute(_CONDITIONAL_DECREMENT, (1, self._sku, 1))
+        return bool(self._cursor.rowcount == 1)
 
 
 def _rollback(connection: Connection) -> None:

@@ -133,11 +133,13 @@ def serve(client: Client, turnstile: Turnstile, stop: _Event) -> ClientRecord:
     return record
 
 
-def run_threads(clients: Sequence[Client], buyers: int, tick: Tick) -> Load:
-    """Every client on a thread of this process, let in at one instant."""
-    turnstile = Turnstile(mp.get_context("spawn"))
-    turnstile.reset(buyers)
-    start, stop = threading.Event(), threading.Event()
+def _start_client_threads(
+    clients: Sequence[Client], turnstile: Turnstile, start: Any, stop: Any
+) -> tuple[list[threading.Thread], list[ClientRecord | BaseException]]:
+    """One thread per client, each waiting for ``start``; a failing client stops them all.
+
+    The records list fills in as the threads end: a ClientRecord, or the error.
+    """
     records: list[ClientRecord | BaseException] = [ClientRecord() for _ in clients]
 
     def run(slot: int, client: Client) -> None:
@@ -151,6 +153,15 @@ def run_threads(clients: Sequence[Client], buyers: int, tick: Tick) -> Load:
     threads = [threading.Thread(target=run, args=pair, daemon=True) for pair in enumerate(clients)]
     for thread in threads:
         thread.start()
+    return threads, records
+
+
+def run_threads(clients: Sequence[Client], buyers: int, tick: Tick) -> Load:
+    """Every client on a thread of this process, let in at one instant."""
+    turnstile = Turnstile(mp.get_context("spawn"))
+    turnstile.reset(buyers)
+    start, stop = threading.Event(), threading.Event()
+    threads, records = _start_client_threads(clients, turnstile, start, stop)
     began = time.monotonic()
     start.set()
     try:
@@ -211,19 +222,7 @@ def _worker_main(
     """A worker process: open the clients, report ready, wait for the start, serve, report."""
     try:
         with factory.open() as clients:
-            found: list[ClientRecord | BaseException] = [ClientRecord() for _ in clients]
-
-            def run(slot: int, client: Client) -> None:
-                start.wait()
-                try:
-                    found[slot] = serve(client, turnstile, stop)
-                except BaseException as error:
-                    found[slot] = error
-                    stop.set()
-
-            threads = [threading.Thread(target=run, args=pair, daemon=True) for pair in enumerate(clients)]
-            for thread in threads:
-                thread.start()
+            threads, found = _start_client_threads(clients, turnstile, start, stop)
             results.put(("ready", os.getpid(), None))
             for thread in threads:
                 thread.join()

@@ -9,7 +9,7 @@ a store only keeps and finds data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -118,10 +118,3 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def group_levels(levels: list[Level]) -> Mapping[str, list[Level]]:
-    grouped: dict[str, list[Level]] = {}
-    for level in levels:
-        grouped.setdefault(level.sku, []).append(level)
-    return grouped

@@ -128,9 +128,12 @@ class SqlTransaction:
     def _execute_many(self, sql: str, params: list[dict[str, Any]]) -> None:
         self._cur.executemany(self._sql(sql), params)
 
-    def _write(self, sql: str, params: Mapping[str, Any]) -> None:
+    def _require_writable(self) -> None:
         if not self._writable:
             raise RuntimeError("write attempted in a read-only transaction")
+
+    def _write(self, sql: str, params: Mapping[str, Any]) -> None:
+        self._require_writable()
         self._execute(sql, params)
 
     def _one(self, sql: str, params: Mapping[str, Any]) -> Any:
@@ -215,8 +218,7 @@ class SqlTransaction:
         )
 
     def record(self, moves: list[Movement]) -> None:
-        if not self._writable:
-            raise RuntimeError("write attempted in a read-only transaction")
+        self._require_writable()
         if not moves:
             return
         deltas: dict[tuple[str, str], dict[str, Any]] = {}
@@ -325,8 +327,7 @@ class SqlTransaction:
         )
 
     def due_orders(self, now: datetime, limit: int) -> list[Order]:
-        if not self._writable:
-            raise RuntimeError("write attempted in a read-only transaction")
+        self._require_writable()
         return [_order(r) for r in self._all(_DUE + self._skip_locked, {"now": ts(now), "limit": limit})]
 
     def has_due(self, now: datetime) -> bool:
