@@ -9,6 +9,7 @@ sweep expired holds and so hide what a test is about.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
@@ -39,6 +40,7 @@ from stockguard import (
     UnknownOrder,
     UnknownShipment,
 )
+from stockguard.service.orders import Placement
 from stockguard.stores.base import Store
 
 BOTTLE = "maotai-500ml"
@@ -512,6 +514,43 @@ def test_same_order_id_with_a_different_body_is_a_conflict(
         sg.place_order("o-1", buyer, lines)
     assert conflict.value.code == "order_conflict"
     assert snapshot(store) == before
+
+
+def test_placements_queued_together_are_decided_one_after_another(sg: Stockguard, store: Store) -> None:
+    """Queued without waiting, placements share the writer's batches (and, on PostgreSQL,
+    one statement deciding them all): each still gets the answer it would get alone, in turn."""
+    stock(sg, units=4)
+    sell(sg, "reserve", per_buyer_limit=2)
+    queued = [
+        ("o-1", "alice", 1),
+        ("o-2", "alice", 1),
+        ("o-3", "alice", 1),  # alice's third unit: over the limit
+        ("o-1", "alice", 1),  # a replay
+        ("o-4", "bob", 1),
+        ("o-1", "alice", 2),  # the same id, another body
+        ("o-5", "carol", 1),
+        ("o-6", "dave", 1),  # the fifth unit of four
+    ]
+    futures = [sg.placing(order_id, buyer, [("bottle", units)]) for order_id, buyer, units in queued]
+
+    def outcome(future: Future[Placement]) -> str:
+        error = future.exception(timeout=30)
+        if error is not None:
+            return type(error).__name__
+        return "created" if future.result().created else "replayed"
+
+    assert [outcome(future) for future in futures] == [
+        "created",
+        "created",
+        "LimitExceeded",
+        "replayed",
+        "created",
+        "OrderConflict",
+        "created",
+        "SoldOut",
+    ]
+    assert counters(store)[:3] == (4, 4, 0)
+    assert sg.get_listing("bottle").sold == 4
 
 
 def test_a_refused_placement_leaves_no_order_behind(sg: Stockguard, store: Store) -> None:

@@ -26,7 +26,7 @@ from stockguard.domain.model import (
 from stockguard.domain.rules import Action
 from stockguard.domain.validation import check_id, check_pairs, check_quantity
 from stockguard.service.base import ServiceBase, count_sold
-from stockguard.stores.base import Transaction
+from stockguard.stores.base import PlaceRequest, Transaction
 
 MAX_LINES = 100
 
@@ -75,7 +75,8 @@ class OrderService(ServiceBase):
         listing_ids = [line.listing_id for line in parsed]
         if not self._sold_out_hint.isdisjoint(listing_ids):
             self._refuse_if_still_sold_out(order_id, parsed, now)
-        future = self.store.submit(lambda tx: self._place(tx, order_id, buyer_id, parsed, now))
+        request = PlaceRequest(order_id, buyer_id, parsed, now)
+        future = self.store.submit(lambda tx: self._place(tx, request), placing=request)
         future.add_done_callback(lambda done: self._learn_sold_out(done, listing_ids))
         return future
 
@@ -105,13 +106,12 @@ class OrderService(ServiceBase):
                     raise SoldOut(f"listing {line.listing_id!r} is sold out")
         self._sold_out_hint.difference_update(line.listing_id for line in lines)
 
-    def _place(
-        self, tx: Transaction, order_id: str, buyer_id: str, lines: tuple[OrderLine, ...], now: datetime
-    ) -> Placement:
+    def _place(self, tx: Transaction, request: PlaceRequest) -> Placement:
         # A store that can decide a plain new order in one step does (PostgreSQL: one round trip).
-        at_once = tx.place_at_once(order_id, buyer_id, lines, now)
+        at_once = tx.place_at_once(request)
         if at_once is not None:
             return Placement(at_once, created=True)
+        order_id, buyer_id, lines, now = request.order_id, request.buyer_id, request.lines, request.now
         existing = tx.order(order_id)
         if existing is not None:
             if existing.buyer_id != buyer_id or existing.lines != lines:

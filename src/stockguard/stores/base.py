@@ -32,6 +32,16 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
+class PlaceRequest:
+    """A plain new order, as ``Transaction.place_at_once`` takes it."""
+
+    order_id: str
+    buyer_id: str
+    lines: tuple[OrderLine, ...]
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class MovementFilter:
     order_id: str | None = None
     sku: str | None = None
@@ -66,9 +76,7 @@ class Transaction(Protocol):
     def order(self, order_id: str) -> Order | None: ...
     def insert_order(self, order: Order) -> None: ...
     def update_order(self, order: Order) -> None: ...
-    def place_at_once(
-        self, order_id: str, buyer_id: str, lines: tuple[OrderLine, ...], now: datetime
-    ) -> Order | None:
+    def place_at_once(self, request: PlaceRequest) -> Order | None:
         """The store's own one-step placement of a plain new order (same rules as the service),
         raising SoldOut or LimitExceeded; None leaves the decision to the service."""
         ...
@@ -109,8 +117,12 @@ class Store(Protocol):
         """
         ...
 
-    def submit(self, work: Callable[[Transaction], T]) -> Future[T]:
-        """Queue ``work`` like ``atomic``; the future resolves once it committed (or failed)."""
+    def submit(self, work: Callable[[Transaction], T], *, placing: PlaceRequest | None = None) -> Future[T]:
+        """Queue ``work`` like ``atomic``; the future resolves once it committed (or failed).
+
+        ``placing`` says that ``work`` begins with ``tx.place_at_once(placing)``: a store
+        may then decide that step for many queued works in one go before it runs them.
+        """
         ...
 
     def read(self) -> AbstractContextManager[Transaction]:

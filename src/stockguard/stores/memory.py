@@ -24,12 +24,11 @@ from stockguard.domain.model import (
     Listing,
     Movement,
     Order,
-    OrderLine,
     OrderStatus,
     Shipment,
     Warehouse,
 )
-from stockguard.stores.base import MovementFilter
+from stockguard.stores.base import MovementFilter, PlaceRequest
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -162,9 +161,7 @@ class MemoryTransaction:
             # A stale heap entry is harmless, so this push needs no undo.
             heapq.heappush(self._data.expiry_heap, (order.expires_at, order.order_id))
 
-    def place_at_once(
-        self, order_id: str, buyer_id: str, lines: tuple[OrderLine, ...], now: datetime
-    ) -> Order | None:
+    def place_at_once(self, request: PlaceRequest) -> Order | None:
         return None  # the service's own code is the fastest path in memory
 
     def buyer_units(self, buyer_id: str, listing_id: str) -> int:
@@ -255,7 +252,9 @@ class MemoryStore:
                 tx.rollback()
                 raise
 
-    def submit(self, work: Callable[[MemoryTransaction], T]) -> Future[T]:
+    def submit(
+        self, work: Callable[[MemoryTransaction], T], *, placing: PlaceRequest | None = None
+    ) -> Future[T]:
         """Runs at once (the lock is the only wait there is) and hands back the settled future."""
         future: Future[T] = Future()
         try:

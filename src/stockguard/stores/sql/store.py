@@ -20,10 +20,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from stockguard.domain.errors import Unavailable
-from stockguard.stores.base import Transaction
+from stockguard.stores.base import PlaceRequest, Transaction
 from stockguard.stores.sql.engines import backend_for
 from stockguard.stores.sql.migrations import SchemaOutOfDate, pending_revision, upgrade_to_head
-from stockguard.stores.sql.transaction import SQLITE, SqlTransaction
+from stockguard.stores.sql.transaction import SQLITE, Decided, SqlTransaction, place_many
 from stockguard.stores.sql.writer import Writer
 
 T = TypeVar("T")
@@ -46,7 +46,10 @@ class SqlStore:
             PoolTimeout,
             self.engine.dialect.loaded_dbapi.OperationalError,
         )
-        self._writer = Writer(self.engine.raw_connection, self._errors, self._backend)
+        native_place = self._backend.dialect.native_place
+        self._writer = Writer(
+            self.engine.raw_connection, self._errors, self._backend, place_many if native_place else None
+        )
         if upgrade is None:
             upgrade = self._backend.dialect is SQLITE
         with self._translate_errors(), self.engine.execution_options(stockguard_write=True).begin() as conn:
@@ -63,11 +66,13 @@ class SqlStore:
         """Run ``work`` in a write transaction, batched with other threads' work (group commit)."""
         return self.submit(work).result()
 
-    def submit(self, work: Callable[[Transaction], T]) -> Future[T]:
+    def submit(self, work: Callable[[Transaction], T], *, placing: PlaceRequest | None = None) -> Future[T]:
         dialect = self._backend.dialect
-        return self._writer.submit(
-            lambda cursor: work(SqlTransaction(cursor, writable=True, dialect=dialect))
-        )
+
+        def run(cursor: Any, decided: Decided | None) -> T:
+            return work(SqlTransaction(cursor, writable=True, dialect=dialect, decided=decided))
+
+        return self._writer.submit(run, placing if dialect.native_place else None)
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:

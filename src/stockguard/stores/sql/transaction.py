@@ -36,7 +36,7 @@ from stockguard.domain.model import (
     Shipment,
     Warehouse,
 )
-from stockguard.stores.base import MovementFilter
+from stockguard.stores.base import MovementFilter, PlaceRequest
 
 
 class Cursor(Protocol):
@@ -109,12 +109,36 @@ def dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+# What stockguard_place answered for one order (see migration 0002).
+Decided = dict[str, Any]
+
+
+def place_many(cursor: Cursor, requests: list[PlaceRequest]) -> list[Decided]:
+    """Decide many plain new orders in one statement (PostgreSQL: migration 0003).
+
+    One round trip and no savepoint per order: ``stockguard_place`` answers a
+    refusal without raising, so nothing needs undoing between orders. The
+    answers come in the order of ``requests``; the orders are decided in that order.
+    """
+    orders = [[r.order_id, r.buyer_id, _line_pairs(r.lines), ts(r.now)] for r in requests]
+    cursor.execute(
+        POSTGRESQL.sql("SELECT stockguard_place_many(CAST(:orders AS jsonb))"),
+        {"orders": json.dumps(orders, separators=(",", ":"))},
+    )
+    decided: list[Decided] = cursor.fetchone()[0]
+    return decided
+
+
 class SqlTransaction:
-    def __init__(self, cursor: Cursor, *, writable: bool, dialect: Dialect = SQLITE) -> None:
+    def __init__(
+        self, cursor: Cursor, *, writable: bool, dialect: Dialect = SQLITE, decided: Decided | None = None
+    ) -> None:
+        """``decided``: what ``place_many`` already answered for this work's placement."""
         self._cur = cursor
         self._writable = writable
         self._sql = dialect.sql
         self._native_place = dialect.native_place and writable
+        self._decided = decided
         # PostgreSQL locks the rows a writer reads; SQLite's BEGIN IMMEDIATE
         # already holds the whole database.
         locks = dialect.lock_rows and writable
@@ -278,40 +302,22 @@ class SqlTransaction:
             _order_params(order),
         )
 
-    def place_at_once(
-        self, order_id: str, buyer_id: str, lines: tuple[OrderLine, ...], now: datetime
-    ) -> Order | None:
-        if not self._native_place:
-            return None
-        # One round trip: see migration 0002 (stockguard_place).
-        row = self._one(
-            "SELECT stockguard_place(:order_id, :buyer_id, CAST(:lines AS jsonb), :now)",
-            {"order_id": order_id, "buyer_id": buyer_id, "lines": _lines_json(lines), "now": ts(now)},
-        )
-        decided: dict[str, Any] = row[0]
-        outcome = decided["outcome"]
-        if outcome == "fallback":
-            return None
-        if outcome == "limit_exceeded":
-            raise LimitExceeded.buyer(buyer_id, decided["listing"], decided["used"], decided["limit"])
-        if outcome == "quota":
-            raise SoldOut.quota(decided["listing"], decided["quota"])
-        if outcome == "sold_out":
-            raise SoldOut.item(decided["sku"], decided["wanted"])
-        if outcome == "placed":
-            return Order(order_id, buyer_id, lines, Deduction.PAYMENT, OrderStatus.PLACED, now, now)
-        expires_at = decided["expires_at"]
-        return Order(
-            order_id,
-            buyer_id,
-            lines,
-            Deduction.ORDER if expires_at is None else Deduction.RESERVE,
-            OrderStatus.RESERVED,
-            now,
-            now,
-            None if expires_at is None else dt(expires_at),
-            tuple(Allocation(sku, warehouse, units) for sku, warehouse, units in decided["allocations"]),
-        )
+    def place_at_once(self, request: PlaceRequest) -> Order | None:
+        decided, self._decided = self._decided, None
+        if decided is None:
+            if not self._native_place:
+                return None
+            # One round trip: see migration 0002 (stockguard_place).
+            decided = self._one(
+                "SELECT stockguard_place(:order_id, :buyer_id, CAST(:lines AS jsonb), :now)",
+                {
+                    "order_id": request.order_id,
+                    "buyer_id": request.buyer_id,
+                    "lines": _lines_json(request.lines),
+                    "now": ts(request.now),
+                },
+            )[0]
+        return _placed(request, decided)
 
     def buyer_units(self, buyer_id: str, listing_id: str) -> int:
         return int(self._one(_BUYER_UNITS, {"buyer_id": buyer_id, "listing_id": listing_id})[0])
@@ -424,11 +430,45 @@ def _level(r: Any) -> Level:
     )
 
 
+def _placed(request: PlaceRequest, decided: Decided) -> Order | None:
+    """The order stockguard_place created, its refusal raised, or None: the service decides."""
+    outcome = decided["outcome"]
+    if outcome == "fallback":
+        return None
+    if outcome == "limit_exceeded":
+        raise LimitExceeded.buyer(request.buyer_id, decided["listing"], decided["used"], decided["limit"])
+    if outcome == "quota":
+        raise SoldOut.quota(decided["listing"], decided["quota"])
+    if outcome == "sold_out":
+        raise SoldOut.item(decided["sku"], decided["wanted"])
+    now = request.now
+    if outcome == "placed":  # `payment`: nothing is held until payment
+        return Order(
+            request.order_id, request.buyer_id, request.lines, Deduction.PAYMENT, OrderStatus.PLACED, now, now
+        )
+    expires_at = decided["expires_at"]
+    return Order(
+        request.order_id,
+        request.buyer_id,
+        request.lines,
+        Deduction.ORDER if expires_at is None else Deduction.RESERVE,
+        OrderStatus.RESERVED,
+        now,
+        now,
+        None if expires_at is None else dt(expires_at),
+        tuple(Allocation(sku, warehouse, units) for sku, warehouse, units in decided["allocations"]),
+    )
+
+
 # A flash sale repeats the same few lines, allocations and listing rows
 # thousands of times: encode and decode each distinct one once.
+def _line_pairs(lines: tuple[OrderLine, ...]) -> list[list[str | int]]:
+    return [[ln.listing_id, ln.quantity] for ln in lines]
+
+
 @functools.lru_cache(maxsize=4096)
 def _lines_json(lines: tuple[OrderLine, ...]) -> str:
-    return json.dumps([[ln.listing_id, ln.quantity] for ln in lines])
+    return json.dumps(_line_pairs(lines))
 
 
 @functools.lru_cache(maxsize=4096)

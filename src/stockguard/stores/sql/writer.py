@@ -13,6 +13,11 @@ durable, and a failed commit fails every member of the batch.
 Across processes, writers queue on an exclusive ``flock`` of a lock file next
 to the database before ``BEGIN IMMEDIATE``: the kernel wakes the next one the
 moment the lock is free, where SQLite's own busy handler would sleep and poll.
+
+A store may also decide one kind of work for the whole batch in one statement
+before the works run (``decide_together``; PostgreSQL places plain new orders
+so): each work then gets its answer, and a savepoint is opened for a work only
+when it runs a statement of its own.
 """
 
 from __future__ import annotations
@@ -38,9 +43,14 @@ MAX_BATCH = 64
 MAX_ATTEMPTS = 5
 
 
+# Decides the requests of a batch's works in one go: one answer per request, in order.
+DecideTogether = Callable[[Any, list[Any]], list[Any]]
+
+
 @dataclass(eq=False)
 class _Work(Generic[T]):
-    run: Callable[[Any], T]
+    run: Callable[[Any, Any], T]  # (cursor, the answer decided for its request, or None)
+    request: Any = None
     future: Future[T] = field(default_factory=Future)
 
 
@@ -52,8 +62,10 @@ class Writer:
         connect: Callable[[], Any],
         errors: tuple[type[Exception], ...],
         backend: Backend,
+        decide_together: DecideTogether | None = None,
     ) -> None:
         self._connect = connect
+        self._decide_together = decide_together
         self._errors = errors
         self._backend = backend
         self._lock_path = backend.lock_path
@@ -63,10 +75,13 @@ class Writer:
         self._pid = 0
         self._lock_file: IO[bytes] | None = None
 
-    def submit(self, run: Callable[[Any], T]) -> Future[T]:
-        """Queue ``run(cursor)``; the future resolves after the commit that holds its work."""
+    def submit(self, run: Callable[[Any, Any], T], request: Any = None) -> Future[T]:
+        """Queue ``run(cursor, answer)``; the future resolves after the commit that holds its work.
+
+        With a ``request``, ``answer`` is what ``decide_together`` answered for it
+        (None where it was not decided)."""
         self._ensure_thread()
-        work: _Work[T] = _Work(run)
+        work: _Work[T] = _Work(run, request)
         self._queue.put(work)
         return work.future
 
@@ -133,8 +148,9 @@ class Writer:
         with self._process_lock():
             cursor.execute(self._backend.begin_write)
             try:
+                answers = self._decide(cursor, batch)
                 for work in batch:
-                    results.append(self._run_one(cursor, work))
+                    results.append(self._run_one(cursor, work, answers.get(work)))
                 cursor.execute("COMMIT")
             except BaseException:
                 if self._backend.in_transaction(connection):
@@ -146,22 +162,42 @@ class Writer:
             else:
                 work.future.set_exception(value)
 
-    def _run_one(self, cursor: Any, work: _Work[Any]) -> tuple[_Work[Any], bool, Any]:
+    def _decide(self, cursor: Any, batch: list[_Work[Any]]) -> dict[_Work[Any], Any]:
+        """The answers of ``decide_together`` for the batch's requests; none if it failed.
+
+        Its failure is undone alone, and the works then run in full one by one
+        (each retried on a conflict as usual)."""
+        asking = [work for work in batch if work.request is not None]
+        if self._decide_together is None or not asking:
+            return {}
+        cursor.execute("SAVEPOINT together")
+        try:
+            answers = self._decide_together(cursor, [work.request for work in asking])
+        except Exception as error:
+            cursor.execute("ROLLBACK TO together")
+            cursor.execute("RELEASE together")
+            if self._is_store_error(error):
+                return {}
+            raise
+        cursor.execute("RELEASE together")
+        return dict(zip(asking, answers, strict=True))
+
+    def _run_one(self, cursor: Any, work: _Work[Any], answer: Any) -> tuple[_Work[Any], bool, Any]:
         attempt = 0
         while True:
             attempt += 1
-            cursor.execute("SAVEPOINT work")
+            scoped = _SavepointCursor(cursor)
             try:
-                value = work.run(cursor)
+                value = work.run(scoped, answer)
             except Exception as error:
                 # Only this piece of work is undone; a failure of the undo itself
                 # escapes and fails the whole batch.
-                cursor.execute("ROLLBACK TO work")
-                cursor.execute("RELEASE work")
+                scoped.undo()
                 if self._backend.retryable(error) and attempt < MAX_ATTEMPTS:
+                    answer = None  # decided before the conflict: decide again in full
                     continue  # a deadlock victim, or a racing insert of the same key: run it again
                 return work, False, _unavailable(error) if self._is_store_error(error) else error
-            cursor.execute("RELEASE work")
+            scoped.keep()
             return work, True, value
 
     def _is_store_error(self, error: Exception) -> bool:
@@ -177,6 +213,42 @@ class Writer:
             yield
         finally:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+
+class _SavepointCursor:
+    """A cursor that opens a savepoint before the first statement of a work, if it runs one."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+        self._opened = False
+
+    def _open(self) -> None:
+        if not self._opened:
+            self._cursor.execute("SAVEPOINT work")
+            self._opened = True
+
+    def execute(self, sql: str, params: Any = None, /) -> Any:
+        self._open()
+        return self._cursor.execute(sql) if params is None else self._cursor.execute(sql, params)
+
+    def executemany(self, sql: str, params: Any, /) -> Any:
+        self._open()
+        return self._cursor.executemany(sql, params)
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+    def keep(self) -> None:
+        if self._opened:
+            self._cursor.execute("RELEASE work")
+
+    def undo(self) -> None:
+        if self._opened:
+            self._cursor.execute("ROLLBACK TO work")
+            self._cursor.execute("RELEASE work")
 
 
 def _unavailable(error: BaseException) -> Unavailable:

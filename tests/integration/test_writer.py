@@ -1,0 +1,89 @@
+"""The writer's batches on a real database: answers decided for a whole batch, and their failure."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockguard.stores.sql.engines import Backend, backend_for
+from stockguard.stores.sql.writer import Writer
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[Backend]:
+    backend = backend_for(f"sqlite:///{tmp_path / 'writer.db'}")
+    raw = backend.engine.raw_connection()
+    raw.cursor().execute("CREATE TABLE notes (text TEXT NOT NULL)")
+    raw.commit()
+    raw.close()
+    yield backend
+    backend.engine.dispose()
+
+
+def notes(backend: Backend) -> list[str]:
+    raw = backend.engine.raw_connection()
+    try:
+        return sorted(row[0] for row in raw.cursor().execute("SELECT text FROM notes").fetchall())
+    finally:
+        raw.close()
+
+
+def note(n: int) -> Any:
+    def run(cursor: Any, answer: Any) -> Any:
+        cursor.execute("INSERT INTO notes (text) VALUES (?)", (f"work {n}",))
+        return answer
+
+    return run
+
+
+def test_each_work_gets_the_answer_decided_for_its_request(backend: Backend) -> None:
+    batches: list[list[Any]] = []
+
+    def decide(cursor: Any, requests: list[Any]) -> list[Any]:
+        batches.append(requests)
+        return [f"answer to {request}" for request in requests]
+
+    writer = Writer(backend.engine.raw_connection, (sqlite3.OperationalError,), backend, decide)
+    try:
+        futures = [writer.submit(note(n), request=n if n % 2 else None) for n in range(6)]
+        answers = [future.result(timeout=30) for future in futures]
+    finally:
+        writer.close()
+    assert answers == [None, "answer to 1", None, "answer to 3", None, "answer to 5"]
+    assert sorted(request for batch in batches for request in batch) == [1, 3, 5]
+    assert notes(backend) == [f"work {n}" for n in range(6)]
+
+
+def test_a_failed_joint_decision_is_undone_and_every_work_runs_on_its_own(backend: Backend) -> None:
+    def decide(cursor: Any, requests: list[Any]) -> list[Any]:
+        cursor.execute("INSERT INTO notes (text) VALUES ('written by the failed decision')")
+        raise sqlite3.OperationalError("database is locked")
+
+    writer = Writer(backend.engine.raw_connection, (sqlite3.OperationalError,), backend, decide)
+    try:
+        futures = [writer.submit(note(n), request=n) for n in range(5)]
+        answers = [future.result(timeout=30) for future in futures]
+    finally:
+        writer.close()
+    assert answers == [None] * 5  # none was decided: each ran in full
+    assert notes(backend) == [f"work {n}" for n in range(5)]
+
+
+def test_a_decision_that_fails_for_another_reason_fails_the_batch_and_nothing_is_written(
+    backend: Backend,
+) -> None:
+    def decide(cursor: Any, requests: list[Any]) -> list[Any]:
+        raise ValueError("a defect in the decision")
+
+    writer = Writer(backend.engine.raw_connection, (sqlite3.OperationalError,), backend, decide)
+    try:
+        future = writer.submit(note(1), request=1)
+        with pytest.raises(Exception, match="a defect in the decision"):
+            future.result(timeout=30)
+    finally:
+        writer.close()
+    assert notes(backend) == []
