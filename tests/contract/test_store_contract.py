@@ -564,6 +564,72 @@ def test_a_refused_placement_leaves_no_order_behind(sg: Stockguard, store: Store
     assert place(sg, "o-1", 1).status is OrderStatus.RESERVED
 
 
+# -- a sold-out listing: refused off the write path, and selling again whenever stock comes back
+
+
+def sold_out_and_proved(sg: Stockguard, units: int = 1, **terms: Any) -> None:
+    """Sell out a listing (one unit of safety stock kept back) and be refused twice:
+    the writer's refusal, then the read that proves it."""
+    stock(sg, units=units + 1, safety=1)
+    sell(sg, "reserve", **terms)
+    for n in range(units):
+        place(sg, f"sold-{n}")
+    for n in range(2):
+        with pytest.raises(SoldOut):
+            place(sg, f"refused-{n}")
+
+
+@pytest.mark.parametrize(
+    "give_back",
+    [
+        pytest.param(lambda sg: sg.cancel("sold-0"), id="cancellation"),
+        pytest.param(lambda sg: sg.receive(BOTTLE, 1), id="delivery"),
+        pytest.param(lambda sg: sg.count(BOTTLE, 3, "found one"), id="count"),
+        pytest.param(lambda sg: sg.put_item(BOTTLE, "Maotai", safety=0), id="lower-safety"),
+    ],
+)
+def test_a_sold_out_listing_sells_again_as_soon_as_stock_comes_back(
+    sg: Stockguard, store: Store, give_back: Callable[[Stockguard], Any]
+) -> None:
+    sold_out_and_proved(sg)
+    give_back(sg)
+    assert place(sg, "after").status is OrderStatus.RESERVED
+
+
+def test_a_sold_out_listing_sells_again_when_a_hold_runs_out(sg: Stockguard, clock: FakeClock) -> None:
+    sold_out_and_proved(sg, hold_seconds=60)
+    clock.advance(61)  # nobody sweeps: the proof ends with the hold
+    assert place(sg, "after").status is OrderStatus.RESERVED
+    assert sg.get_order("sold-0").status is OrderStatus.EXPIRED
+
+
+def test_a_sold_out_listing_sells_again_when_its_quota_is_raised(sg: Stockguard) -> None:
+    stock(sg, units=5)
+    sell(sg, "reserve", quota=1)
+    place(sg, "o-1")
+    for n in range(2):
+        with pytest.raises(SoldOut):
+            place(sg, f"refused-{n}")
+    sell(sg, "reserve", quota=2)
+    assert place(sg, "after").status is OrderStatus.RESERVED
+
+
+def test_a_proof_of_few_units_still_sells_what_is_left(sg: Stockguard) -> None:
+    sold_out_and_proved(sg, units=1)
+    sg.receive(BOTTLE, 2)
+    for n in range(2):
+        with pytest.raises(SoldOut):
+            place(sg, f"too-many-{n}", quantity=3)
+    assert place(sg, "two", quantity=2).status is OrderStatus.RESERVED
+
+
+def test_a_replay_of_the_order_that_got_the_last_unit_answers_with_the_order(sg: Stockguard) -> None:
+    sold_out_and_proved(sg)
+    again = sg.place_order("sold-0", "buyer-sold-0", [("bottle", 1)])
+    assert not again.created
+    assert again.order.status is OrderStatus.RESERVED
+
+
 # -- transitions that do not exist are errors
 
 

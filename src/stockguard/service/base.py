@@ -16,6 +16,7 @@ from stockguard.domain.model import (
     OrderStatus,
     Reason,
 )
+from stockguard.service.sold_out import SoldOutBoard
 from stockguard.stores.base import Store, Transaction
 
 Clock = Callable[[], datetime]
@@ -34,10 +35,8 @@ class ServiceBase:
     def __init__(self, store: Store, clock: Clock = utc_now) -> None:
         self.store = store
         self.clock = clock
-        # Listings this process last saw sold out: new orders for them are first
-        # checked in a read-only transaction, so a sold-out sale refuses
-        # buyers without queueing them for the write lock.
-        self._sold_out_hint: set[str] = set()
+        # Listings this process saw sold out: their buyers are refused off the write path.
+        self._sold_out = SoldOutBoard()
 
     # -- loaders used inside transactions
     @staticmethod

@@ -26,6 +26,7 @@ from stockguard.domain.model import (
 from stockguard.domain.rules import Action
 from stockguard.domain.validation import check_id, check_pairs, check_quantity
 from stockguard.service.base import ServiceBase, count_sold
+from stockguard.service.sold_out import Proof
 from stockguard.stores.base import PlaceRequest, Transaction
 
 MAX_LINES = 100
@@ -73,7 +74,7 @@ class OrderService(ServiceBase):
         parsed = parse_lines(lines)
         now = self.clock()
         listing_ids = [line.listing_id for line in parsed]
-        if not self._sold_out_hint.isdisjoint(listing_ids):
+        if self._sold_out.suspects_any(listing_ids):
             self._refuse_if_still_sold_out(order_id, parsed, now)
         request = PlaceRequest(order_id, buyer_id, parsed, now)
         future = self.store.submit(lambda tx: self._place(tx, request), placing=request)
@@ -82,29 +83,47 @@ class OrderService(ServiceBase):
 
     def _learn_sold_out(self, done: Future[Placement], listing_ids: list[str]) -> None:
         if isinstance(done.exception(), SoldOut):
-            self._sold_out_hint.update(listing_ids)
+            self._sold_out.suspect(listing_ids)
         else:
-            self._sold_out_hint.difference_update(listing_ids)
+            self._sold_out.clear(listing_ids)
 
     def _refuse_if_still_sold_out(self, order_id: str, lines: tuple[OrderLine, ...], now: datetime) -> None:
         """Raise SoldOut when a read alone proves the order cannot get stock.
 
-        The refusal is as true as a locked one: at the moment of the read the
-        stock was not there. Anything that could change the answer (a replay
-        of a placed order, holds waiting to expire, an unknown listing) goes
-        on to the write path instead.
+        The refusal is as true as a locked one: at the moment of the read (or of
+        the standing proof's read, with nothing given back since) the stock was
+        not there. Anything that could change the answer (a replay of a placed
+        order, holds waiting to expire, an unknown listing) goes on to the write
+        path instead.
         """
+        # Taken before any read: whatever changes after it makes a proof void.
+        version = self.store.stock_version()
+        refused = self._sold_out.refusing(lines, version, now)
+        if refused is not None:
+            # A standing proof: one lookup, for a replay, which answers with its order.
+            with self.store.read(consistent=False) as tx:
+                if tx.order(order_id) is None:
+                    raise SoldOut(f"listing {refused.listing_id!r} is sold out")
+            return
         with self.store.read() as tx:
             if tx.order(order_id) is not None or tx.has_due(now):
                 return
+            until = tx.next_expiry()
+            sellable: dict[str, int] = {}
             for line in lines:
                 listing = tx.listing(line.listing_id)
                 if listing is None:
                     return
                 levels = tx.levels([c.sku for c in listing.components])
-                if rules.sellable(listing, levels, tx.sold(listing.listing_id)) < line.quantity:
-                    raise SoldOut(f"listing {line.listing_id!r} is sold out")
-        self._sold_out_hint.difference_update(line.listing_id for line in lines)
+                sellable[line.listing_id] = rules.sellable(listing, levels, tx.sold(listing.listing_id))
+        refused = next((line for line in lines if sellable[line.listing_id] < line.quantity), None)
+        if refused is None:
+            self._sold_out.clear(sellable)
+            return
+        if version is not None:
+            for listing_id, units in sellable.items():
+                self._sold_out.prove(listing_id, Proof(version, units, until))
+        raise SoldOut(f"listing {refused.listing_id!r} is sold out")
 
     def _place(self, tx: Transaction, request: PlaceRequest) -> Placement:
         # A store that can decide a plain new order in one step does (PostgreSQL: one round trip).

@@ -9,7 +9,7 @@ a store only keeps and finds data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -95,6 +95,9 @@ class Transaction(Protocol):
         ...
 
     def has_due(self, now: datetime) -> bool: ...
+    def next_expiry(self) -> datetime | None:
+        """When the first live hold runs out (None: no hold is live)."""
+        ...
 
     # -- incoming shipments
     def shipment(self, shipment_id: str) -> Shipment | None: ...
@@ -125,8 +128,18 @@ class Store(Protocol):
         """
         ...
 
-    def read(self) -> AbstractContextManager[Transaction]:
-        """A consistent read-only view."""
+    def read(self, *, consistent: bool = True) -> AbstractContextManager[Transaction]:
+        """A read-only view: one snapshot for all its reads, or, with ``consistent=False``,
+        each read of the latest committed state on its own (cheaper for a single lookup)."""
+        ...
+
+    def stock_version(self) -> Hashable | None:
+        """A token that changes whenever stock may have become sellable again.
+
+        Work of this process changes it before its caller gets an answer; work
+        of other processes as soon as this store hears of it. None: the store
+        cannot tell now (every read must then look at the stock itself).
+        """
         ...
 
     def close(self) -> None: ...

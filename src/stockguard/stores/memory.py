@@ -10,7 +10,7 @@ import functools
 import heapq
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime
@@ -200,6 +200,11 @@ class MemoryTransaction:
         heap = self._data.expiry_heap
         return bool(heap) and heap[0][0] <= now
 
+    def next_expiry(self) -> datetime | None:
+        self._drop_stale()
+        heap = self._data.expiry_heap
+        return heap[0][0] if heap else None
+
     # -- incoming shipments
     def shipment(self, shipment_id: str) -> Shipment | None:
         return self._data.shipments.get(shipment_id)
@@ -242,15 +247,22 @@ class MemoryStore:
     def __init__(self) -> None:
         self._data = MemoryData()
         self._lock = threading.Lock()
+        self._commits = 0
 
     def atomic(self, work: Callable[[MemoryTransaction], T]) -> T:
         with self._lock:
             tx = MemoryTransaction(self._data, writable=True)
             try:
-                return work(tx)
+                result = work(tx)
             except BaseException:
                 tx.rollback()
                 raise
+            self._commits += 1
+            return result
+
+    def stock_version(self) -> Hashable:
+        """Every committed unit of work: one process sees all of them at once."""
+        return self._commits
 
     def submit(
         self, work: Callable[[MemoryTransaction], T], *, placing: PlaceRequest | None = None
@@ -264,8 +276,8 @@ class MemoryStore:
         return future
 
     @contextmanager
-    def read(self) -> Iterator[MemoryTransaction]:
-        with self._lock:
+    def read(self, *, consistent: bool = True) -> Iterator[MemoryTransaction]:
+        with self._lock:  # one process: reads under the lock are always consistent
             yield MemoryTransaction(self._data, writable=False)
 
     def close(self) -> None:

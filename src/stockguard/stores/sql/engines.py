@@ -102,7 +102,8 @@ def _postgresql(parsed: URL) -> Backend:
         parsed.set(drivername="postgresql+psycopg"),
         pool_size=8,
         max_overflow=32,
-        pool_pre_ping=True,  # a connection the server dropped is replaced, not handed out
+        # No test query before each checkout: a dead connection is dropped when found (SqlStore._pooled).
+        pool_pre_ping=False,
     )
 
     @event.listens_for(engine, "connect")

@@ -11,7 +11,8 @@ the last commits (use ``synchronous=FULL`` through ``?synchronous=full`` for tha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from stockguard.stores.base import PlaceRequest, Transaction
 from stockguard.stores.sql.engines import backend_for
 from stockguard.stores.sql.migrations import SchemaOutOfDate, pending_revision, upgrade_to_head
 from stockguard.stores.sql.transaction import SQLITE, Decided, SqlTransaction, place_many
+from stockguard.stores.sql.watch import ChangeWatch, PostgresNotifications, SqliteDataVersion
 from stockguard.stores.sql.writer import Writer
 
 T = TypeVar("T")
@@ -48,8 +50,14 @@ class SqlStore:
         )
         native_place = self._backend.dialect.native_place
         self._writer = Writer(
-            self.engine.raw_connection, self._errors, self._backend, place_many if native_place else None
+            self.engine.raw_connection,
+            self._errors,
+            self._backend,
+            decide_together=place_many if native_place else None,
+            on_lost=self.engine.dispose,
         )
+        self._watch: ChangeWatch | None = None  # started by the first stock_version()
+        self._watch_lock = threading.Lock()
         if upgrade is None:
             upgrade = self._backend.dialect is SQLITE
         with self._translate_errors(), self.engine.execution_options(stockguard_write=True).begin() as conn:
@@ -74,30 +82,68 @@ class SqlStore:
 
         return self._writer.submit(run, placing if dialect.native_place else None)
 
+    def stock_version(self) -> Hashable | None:
+        with self._watch_lock:
+            if self._watch is None:
+                self._watch = self._start_watch()
+        heard = self._watch.version()
+        return None if heard is None else (self._writer.changes, heard)
+
+    def _start_watch(self) -> ChangeWatch:
+        if self._backend.dialect is SQLITE:
+            return SqliteDataVersion(self.engine, shared=self._backend.lock_path is not None)
+        return PostgresNotifications(self.engine)
+
     @contextmanager
-    def read(self) -> Iterator[SqlTransaction]:
-        with self._read_transaction() as cursor:
+    def read(self, *, consistent: bool = True) -> Iterator[SqlTransaction]:
+        reading = self._read_transaction() if consistent else self._read_statements()
+        with reading as cursor:
             yield SqlTransaction(cursor, writable=False, dialect=self._backend.dialect)
+
+    @contextmanager
+    def _read_statements(self) -> Iterator[Any]:
+        """A pooled driver connection in autocommit: each statement a transaction of its own."""
+        with self._pooled() as raw:
+            yield raw.cursor()
 
     @contextmanager
     def _read_transaction(self) -> Iterator[Any]:
         """A transaction on a pooled driver connection: committed on success, else rolled back."""
+        with self._pooled() as raw:
+            cursor = raw.cursor()
+            cursor.execute(self._backend.begin_read)
+            try:
+                yield cursor
+                cursor.execute("COMMIT")
+            except BaseException:
+                if self._backend.in_transaction(raw):
+                    cursor.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _pooled(self) -> Iterator[Any]:
+        """A connection from the pool, which does not test it first (a round trip per read).
+
+        Instead, a connection found dead is dropped together with the whole pool,
+        as SQLAlchemy itself does on a disconnect: a server that went away took
+        them all. The read that found it answers Unavailable; the next gets a new one.
+        """
         with self._translate_errors():
             raw = self.engine.raw_connection()
             try:
-                cursor = raw.cursor()
-                cursor.execute(self._backend.begin_read)
-                try:
-                    yield cursor
-                    cursor.execute("COMMIT")
-                except BaseException:
-                    if self._backend.in_transaction(raw):
-                        cursor.execute("ROLLBACK")
-                    raise
+                yield raw
+            except BaseException:
+                if _lost(raw.dbapi_connection):
+                    raw.invalidate()
+                    self.engine.dispose()
+                raise
             finally:
                 raw.close()
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         self._writer.close()
         self.engine.dispose()
 
@@ -108,3 +154,8 @@ class SqlStore:
             yield
         except self._errors as error:
             raise Unavailable(f"the database is unavailable: {getattr(error, 'orig', error)}") from error
+
+
+def _lost(connection: Any) -> bool:
+    """The driver knows the connection is gone (psycopg: ``broken`` or ``closed``)."""
+    return bool(getattr(connection, "broken", False) or getattr(connection, "closed", False))

@@ -339,6 +339,10 @@ class SqlTransaction:
     def has_due(self, now: datetime) -> bool:
         return self._one(_DUE, {"now": ts(now), "limit": 1}) is not None
 
+    def next_expiry(self) -> datetime | None:
+        row = self._one("SELECT MIN(expires_at) FROM orders WHERE status = 'reserved'", {})
+        return None if row is None or row[0] is None else dt(row[0])
+
     # -- incoming shipments
     def shipment(self, shipment_id: str) -> Shipment | None:
         row = self._one(

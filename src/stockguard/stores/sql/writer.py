@@ -63,8 +63,11 @@ class Writer:
         errors: tuple[type[Exception], ...],
         backend: Backend,
         decide_together: DecideTogether | None = None,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
+        """``on_lost`` runs when the writer's connection failed (the store drops its pool)."""
         self._connect = connect
+        self._on_lost = on_lost
         self._decide_together = decide_together
         self._errors = errors
         self._backend = backend
@@ -74,6 +77,9 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock_file: IO[bytes] | None = None
+        # Committed batches in which some work ran statements of its own (not
+        # only answers decided together): what this process changed, and when.
+        self.changes = 0
 
     def submit(self, run: Callable[[Any, Any], T], request: Any = None) -> Future[T]:
         """Queue ``run(cursor, answer)``; the future resolves after the commit that holds its work.
@@ -120,6 +126,8 @@ class Writer:
                 if connection is not None:
                     connection.invalidate()
                     connection.close()
+                    if self._on_lost is not None:
+                        self._on_lost()
                 connection = None
         if connection is not None:
             connection.close()
@@ -144,7 +152,7 @@ class Writer:
 
     def _run_batch(self, connection: Any, batch: list[_Work[Any]]) -> None:
         cursor = connection.cursor()
-        results: list[tuple[_Work[Any], bool, Any]] = []
+        results: list[tuple[_Work[Any], bool, Any, bool]] = []
         with self._process_lock():
             cursor.execute(self._backend.begin_write)
             try:
@@ -152,11 +160,13 @@ class Writer:
                 for work in batch:
                     results.append(self._run_one(cursor, work, answers.get(work)))
                 cursor.execute("COMMIT")
+                if any(wrote for *_, wrote in results):
+                    self.changes += 1  # before anybody hears of the change
             except BaseException:
                 if self._backend.in_transaction(connection):
                     cursor.execute("ROLLBACK")
                 raise
-        for work, ok, value in results:
+        for work, ok, value, _ in results:
             if ok:
                 work.future.set_result(value)
             else:
@@ -182,7 +192,8 @@ class Writer:
         cursor.execute("RELEASE together")
         return dict(zip(asking, answers, strict=True))
 
-    def _run_one(self, cursor: Any, work: _Work[Any], answer: Any) -> tuple[_Work[Any], bool, Any]:
+    def _run_one(self, cursor: Any, work: _Work[Any], answer: Any) -> tuple[_Work[Any], bool, Any, bool]:
+        """(work, succeeded, its value or error, ran statements of its own)"""
         attempt = 0
         while True:
             attempt += 1
@@ -196,9 +207,10 @@ class Writer:
                 if self._backend.retryable(error) and attempt < MAX_ATTEMPTS:
                     answer = None  # decided before the conflict: decide again in full
                     continue  # a deadlock victim, or a racing insert of the same key: run it again
-                return work, False, _unavailable(error) if self._is_store_error(error) else error
+                failure = _unavailable(error) if self._is_store_error(error) else error
+                return work, False, failure, scoped.opened
             scoped.keep()
-            return work, True, value
+            return work, True, value, scoped.opened
 
     def _is_store_error(self, error: Exception) -> bool:
         return isinstance(error, self._errors) or self._backend.retryable(error)
@@ -220,12 +232,12 @@ class _SavepointCursor:
 
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
-        self._opened = False
+        self.opened = False
 
     def _open(self) -> None:
-        if not self._opened:
+        if not self.opened:
             self._cursor.execute("SAVEPOINT work")
-            self._opened = True
+            self.opened = True
 
     def execute(self, sql: str, params: Any = None, /) -> Any:
         self._open()
@@ -242,11 +254,11 @@ class _SavepointCursor:
         return list(self._cursor.fetchall())
 
     def keep(self) -> None:
-        if self._opened:
+        if self.opened:
             self._cursor.execute("RELEASE work")
 
     def undo(self) -> None:
-        if self._opened:
+        if self.opened:
             self._cursor.execute("ROLLBACK TO work")
             self._cursor.execute("RELEASE work")
 
