@@ -58,12 +58,14 @@ def test_each_work_gets_the_answer_decided_for_its_request(backend: Backend) -> 
     assert notes(backend) == [f"work {n}" for n in range(6)]
 
 
-def test_a_failed_joint_decision_is_undone_and_every_work_runs_on_its_own(backend: Backend) -> None:
+def test_a_failed_joint_decision_applies_nothing_and_every_work_runs_on_its_own(backend: Backend) -> None:
     def decide(cursor: Any, requests: list[Any]) -> list[Any]:
-        cursor.execute("INSERT INTO notes (text) VALUES ('written by the failed decision')")
-        raise sqlite3.OperationalError("database is locked")
+        # One statement, as a joint decision is: its first row is written, its second fails.
+        cursor.execute("INSERT INTO notes (text) VALUES ('written by the failed decision'), (NULL)")
+        return list(requests)
 
-    writer = Writer(backend.engine.raw_connection, (sqlite3.OperationalError,), backend, decide)
+    errors = (sqlite3.OperationalError, sqlite3.IntegrityError)
+    writer = Writer(backend.engine.raw_connection, errors, backend, decide)
     try:
         futures = [writer.submit(note(n), request=n) for n in range(5)]
         answers = [future.result(timeout=30) for future in futures]

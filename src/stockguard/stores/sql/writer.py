@@ -16,7 +16,9 @@ moment the lock is free, where SQLite's own busy handler would sleep and poll.
 
 A store may also decide one kind of work for the whole batch in one statement
 before the works run (``decide_together``; PostgreSQL places plain new orders
-so): each work then gets its answer, and a savepoint is opened for a work only
+so). That statement is a transaction of its own (one round trip, no BEGIN or
+COMMIT); the works its answers settle are answered at once, and only the rest
+runs in the batch's transaction, where a savepoint is opened for a work only
 when it runs a statement of its own.
 """
 
@@ -43,7 +45,8 @@ MAX_BATCH = 64
 MAX_ATTEMPTS = 5
 
 
-# Decides the requests of a batch's works in one go: one answer per request, in order.
+# Decides the requests of a batch's works in one statement (atomic by itself, in
+# autocommit): one answer per request, in order.
 DecideTogether = Callable[[Any, list[Any]], list[Any]]
 
 
@@ -154,11 +157,13 @@ class Writer:
         cursor = connection.cursor()
         results: list[tuple[_Work[Any], bool, Any, bool]] = []
         with self._process_lock():
+            left = self._settle_decided(cursor, batch)
+            if not left:
+                return
             cursor.execute(self._backend.begin_write)
             try:
-                answers = self._decide(cursor, batch)
-                for work in batch:
-                    results.append(self._run_one(cursor, work, answers.get(work)))
+                for work, answer in left:
+                    results.append(self._run_one(cursor, work, answer))
                 cursor.execute("COMMIT")
                 if any(wrote for *_, wrote in results):
                     self.changes += 1  # before anybody hears of the change
@@ -172,25 +177,40 @@ class Writer:
             else:
                 work.future.set_exception(value)
 
-    def _decide(self, cursor: Any, batch: list[_Work[Any]]) -> dict[_Work[Any], Any]:
-        """The answers of ``decide_together`` for the batch's requests; none if it failed.
+    def _settle_decided(self, cursor: Any, batch: list[_Work[Any]]) -> list[tuple[_Work[Any], Any]]:
+        """Decide the batch's requests in one statement and answer every work that needs no more.
 
-        Its failure is undone alone, and the works then run in full one by one
-        (each retried on a conflict as usual)."""
+        The statement runs outside any transaction of ours, so it is one of its
+        own: committed (durably) when it returns, or, when it raises, not applied
+        at all. A work whose answer settles it is answered at once; the rest (and
+        every work, if the statement failed) is returned, with its answer, to run
+        in the batch's transaction.
+        """
         asking = [work for work in batch if work.request is not None]
         if self._decide_together is None or not asking:
-            return {}
-        cursor.execute("SAVEPOINT together")
+            return [(work, None) for work in batch]
         try:
-            answers = self._decide_together(cursor, [work.request for work in asking])
+            decided = self._decide_together(cursor, [work.request for work in asking])
         except Exception as error:
-            cursor.execute("ROLLBACK TO together")
-            cursor.execute("RELEASE together")
             if self._is_store_error(error):
-                return {}
+                return [(work, None) for work in batch]  # e.g. another process raced an insert: one by one
             raise
-        cursor.execute("RELEASE together")
-        return dict(zip(asking, answers, strict=True))
+        answers = dict(zip(asking, decided, strict=True))
+        left: list[tuple[_Work[Any], Any]] = []
+        for work in batch:
+            answer = answers.get(work)
+            if answer is None:
+                left.append((work, None))
+                continue
+            try:
+                value = work.run(_NO_STATEMENTS, answer)
+            except _NeedsTransaction:
+                left.append((work, answer))
+            except Exception as error:
+                work.future.set_exception(error)
+            else:
+                work.future.set_result(value)
+        return left
 
     def _run_one(self, cursor: Any, work: _Work[Any], answer: Any) -> tuple[_Work[Any], bool, Any, bool]:
         """(work, succeeded, its value or error, ran statements of its own)"""
@@ -225,6 +245,32 @@ class Writer:
             yield
         finally:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+
+class _NeedsTransaction(BaseException):
+    """A work answered by a joint decision tried to run a statement: it runs in the transaction.
+
+    A BaseException, so that no ``except Exception`` on the way can take it for the work's own error.
+    """
+
+
+class _NoStatements:
+    """The cursor for a work that should be settled by its answer alone."""
+
+    def execute(self, sql: str, params: Any = None, /) -> Any:
+        raise _NeedsTransaction
+
+    def executemany(self, sql: str, params: Any, /) -> Any:
+        raise _NeedsTransaction
+
+    def fetchone(self) -> Any:
+        raise _NeedsTransaction
+
+    def fetchall(self) -> list[Any]:
+        raise _NeedsTransaction
+
+
+_NO_STATEMENTS = _NoStatements()
 
 
 class _SavepointCursor:
