@@ -25,8 +25,18 @@ async def caller_role(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Role:
+    return _role_of(request, None if credentials is None else credentials.credentials)
+
+
+def role_from_header(request: Request) -> Role:
+    """``caller_role`` without FastAPI's dependency machinery, for the hot path."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return _role_of(request, token if scheme.lower() == "bearer" and token else None)
+
+
+def _role_of(request: Request, token: str | None) -> Role:
     tokens: Tokens = request.app.state.tokens
-    role = None if credentials is None else tokens.role_of(credentials.credentials)
+    role = None if token is None else tokens.role_of(token)
     if role is None:
         raise ApiError(
             401, "unauthenticated", "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}

@@ -6,13 +6,14 @@ import asyncio
 import json
 import logging
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from stockguard.api.deps import AdminOnly, AnyRole, Guard
+from stockguard.api.deps import AdminOnly, AnyRole, Guard, role_from_header
 from stockguard.api.metrics import ORDERS
 from stockguard.api.routes.common import OrderId, problems
 from stockguard.api.schemas import OrderIn, OrderOut, order_out
 from stockguard.domain.errors import StockguardError
+from stockguard.service import Stockguard
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 decisions = logging.getLogger("stockguard.decisions")
@@ -22,14 +23,18 @@ decisions = logging.getLogger("stockguard.decisions")
     "",
     response_model=OrderOut,
     status_code=201,
-    dependencies=[AnyRole],
     responses={
         200: {"model": OrderOut, "description": "A replay: the order as it is now."},
         **problems(404, 409, 413),
     },
+    # The hot path checks the token itself (role_from_header) instead of through
+    # FastAPI's dependencies, which cost about a fifth of a request's time here.
+    openapi_extra={"security": [{"HTTPBearer": []}]},
 )
-async def place_order(body: OrderIn, guard: Guard) -> Response:
+async def place_order(body: OrderIn, request: Request) -> Response:
     """Place an order: every line gets its stock, or none does. The order id is the idempotency key."""
+    role_from_header(request)
+    guard: Stockguard = request.app.state.guard
     lines = [(line.listing_id, line.quantity) for line in body.lines]
     try:
         # The event loop never waits on the store: the write runs in the store's
