@@ -72,6 +72,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from rich.console import Console
 from rich.table import Table
 
@@ -122,6 +123,7 @@ class Config:
     profile_dir: Path | None
     json_out: Path
     extra_baseline: str | None
+    pg: str | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -189,6 +191,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "in the thread pool); reported beside the baseline, not used for the ratios",
     )
     parser.add_argument(
+        "--pg",
+        default=None,
+        metavar="URL",
+        help="serve from this PostgreSQL database instead of SQLite: each run in a fresh schema there "
+        "(migrated with stockguard db upgrade, dropped afterwards)",
+    )
+    parser.add_argument(
         "--json-out", type=Path, default=Path("http-load-results.json"), help="where to write the figures"
     )
     args = parser.parse_args(argv)
@@ -223,6 +232,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         profile_dir=args.profile,
         json_out=args.json_out,
         extra_baseline=args.extra_baseline,
+        pg=args.pg,
     )
 
 
@@ -246,10 +256,10 @@ class Tokens:
 class Server:
     """``stockguard serve`` in a process group of its own, on a fresh data folder."""
 
-    def __init__(self, config: Config, workdir: Path, code_path: Path | None) -> None:
+    def __init__(self, config: Config, workdir: Path, code_path: Path | None, db_url: str | None) -> None:
         self.config = config
         self.data_dir = workdir / "data"
-        self.db_url = f"sqlite:///{self.data_dir / 'stockguard.db'}"
+        self.db_url = db_url or f"sqlite:///{self.data_dir / 'stockguard.db'}"
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.tokens = Tokens(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
@@ -692,11 +702,38 @@ class Run:
         }
 
 
+@contextmanager
+def fresh_database(config: Config, code_path: Path | None) -> Iterator[str | None]:
+    """With ``--pg``: a new schema in that database, migrated, dropped afterwards; else None (SQLite)."""
+    if config.pg is None:
+        yield None
+        return
+    schema = f"sg_http_load_{os.getpid()}_{secrets.token_hex(4)}"
+    separator = "&" if "?" in config.pg else "?"
+    url = f"{config.pg}{separator}options=-csearch_path%3D{schema}"
+    admin_url = config.pg.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "stockguard", "db", "upgrade", "--db", url],
+                env=server_env(code_path),
+                check=True,
+                capture_output=True,
+            )
+            yield url
+        finally:
+            admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
 def run_once(config: Config, index: int, code_path: Path | None) -> Run:
     busy = wait_for_quiet(config)
     loadavg = Path("/proc/loadavg").read_text().strip()
-    with tempfile.TemporaryDirectory(prefix="stockguard-http-load-") as tmp:
-        server = Server(config, Path(tmp), code_path)
+    with (
+        tempfile.TemporaryDirectory(prefix="stockguard-http-load-") as tmp,
+        fresh_database(config, code_path) as db_url,
+    ):
+        server = Server(config, Path(tmp), code_path, db_url)
         server.start()
         try:
             err.print(
