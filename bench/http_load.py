@@ -124,6 +124,7 @@ class Config:
     json_out: Path
     extra_baseline: str | None
     pg: str | None = None
+    loop: str = "asyncio"
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -191,6 +192,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "in the thread pool); reported beside the baseline, not used for the ratios",
     )
     parser.add_argument(
+        "--loop", choices=["asyncio", "uvloop"], default="asyncio", help="stockguard serve --loop"
+    )
+    parser.add_argument(
         "--pg",
         default=None,
         metavar="URL",
@@ -233,6 +237,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         json_out=args.json_out,
         extra_baseline=args.extra_baseline,
         pg=args.pg,
+        loop=args.loop,
     )
 
 
@@ -288,6 +293,8 @@ class Server:
             str(self.config.workers),
             "--log-level",
             "warning",
+            "--loop",
+            self.config.loop,
         ]
 
     @property

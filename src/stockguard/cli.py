@@ -7,6 +7,7 @@ code.
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 import tempfile
@@ -38,6 +39,12 @@ err = Console(stderr=True)
 DEMO = DemoConfig()
 BENCH = BenchConfig()
 PG_BENCH = PgBenchConfig(url="")
+
+
+class Loop(enum.StrEnum):
+    ASYNCIO = "asyncio"
+    UVLOOP = "uvloop"
+
 
 DbOption = Annotated[
     str | None,
@@ -128,6 +135,9 @@ def serve(
     workers: Annotated[int | None, typer.Option(min=1, max=64, help="Worker processes. Default: 1.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data folder (tokens, default database).")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    loop: Annotated[
+        Loop | None, typer.Option(help="Event loop: asyncio (default) or uvloop (see the README).")
+    ] = None,
 ) -> None:
     """Run the HTTP service (API v1). Options override STOCKGUARD_* environment variables."""
     from stockguard.api.server import run
@@ -139,6 +149,7 @@ def serve(
         "workers": workers,
         "data_dir": data_dir,
         "log_level": log_level,
+        "loop": None if loop is None else loop.value,
     }
     try:
         run({key: value for key, value in chosen.items() if value is not None}, out)

@@ -43,7 +43,7 @@ def run(overrides: dict[str, Any], console: Console) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        loop=settings.loop if importlib.util.find_spec(settings.loop) else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         log_level=settings.log_level,
         access_log=False,  # stockguard's own access log leaves out headers (and so tokens)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,11 @@ class Settings(BaseSettings):
     storefront_token: SecretStr | None = None
     sweep_interval: float = Field(default=0.2, gt=0, le=60)  # seconds between expiry sweeps
     log_level: str = "info"
+    # The event loop. uvloop is a little faster per request, but its libuv (1.45 and
+    # later) accepts one new connection per loop iteration: under a flash sale's
+    # load, newly connecting buyers then wait seconds in the kernel's accept queue.
+    # asyncio accepts every waiting connection each iteration. See docs/benchmarks.md.
+    loop: Literal["asyncio", "uvloop"] = "asyncio"
 
     @property
     def db_url(self) -> str:
