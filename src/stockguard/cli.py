@@ -294,8 +294,10 @@ def _open(url: str, *, must_exist: bool = False) -> Stockguard:
     """Connect, turning a bad URL or a missing database file into a clear error and exit code 2."""
     try:
         if must_exist and url != MEMORY_URL:
-            database = make_url(url).database
-            if database and database != ":memory:" and not Path(database).exists():
+            parsed = make_url(url)
+            database = parsed.database
+            is_file = parsed.get_backend_name() == "sqlite" and database and database != ":memory:"
+            if is_file and not Path(str(database)).exists():
                 raise ValueError(f"no database at {database}")
         return connect(url)
     except (ValueError, ArgumentError, StockguardError, SchemaOutOfDate) as error:

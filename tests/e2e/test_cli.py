@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 import stockguard
-from conftest import POSTGRES_SERVER, postgres_admin
+from conftest import POSTGRES_SERVER, STORE_KINDS, postgres_admin
 
 STOCKGUARD_ARMS = ("order", "payment", "reserve")
+STORE_KINDS_BY_NAME = {kind.name: kind for kind in STORE_KINDS}
 FIELDS = {"name", "sold", "oversold", "cancelled", "expired", "unsold", "seconds", "rate"}
 
 
@@ -95,8 +96,8 @@ def test_demo_shares_a_memory_store_between_threads_without_overselling() -> Non
         assert arm["sold"] + arm["unsold"] == 50
 
 
-def _small_store(path: Path) -> str:
-    url = f"sqlite:///{path}"
+def _small_store(path: Path, url: str | None = None) -> str:
+    url = url or f"sqlite:///{path}"
     guard = stockguard.connect(url)
     try:
         guard.put_item("maotai-500ml", "Maotai 500 ml")
@@ -112,6 +113,13 @@ def _small_store(path: Path) -> str:
 
 def test_check_says_no_drift_on_a_clean_store(tmp_path: Path) -> None:
     checked = stockguard_cli("check", "--db", _small_store(tmp_path / "clean.db"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "no drift" in checked.stdout
+
+
+def test_check_says_no_drift_on_a_clean_postgresql_store(tmp_path: Path) -> None:
+    url = _small_store(tmp_path, STORE_KINDS_BY_NAME["postgresql"].url(tmp_path))
+    checked = stockguard_cli("check", "--db", url)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "no drift" in checked.stdout
 

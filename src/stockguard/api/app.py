@@ -6,10 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from starlette.routing import BaseRoute
 
 from stockguard.api import problems
 from stockguard.api.auth import Tokens, load_or_create
+from stockguard.api.fast_orders import PATH, FastPlacement
 from stockguard.api.middleware import AccessLog, BodyLimit
 from stockguard.api.routes import items, listings, ops, orders
 from stockguard.api.settings import Settings
@@ -56,7 +58,16 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
     problems.install(app)
     for module in (items, listings, orders, ops):
         app.include_router(module.router)
+    # Innermost, inside the access log and the body limit.
+    app.add_middleware(FastPlacement, route=_route(orders.router, "POST", PATH))
     app.add_middleware(AccessLog)
     app.add_middleware(BodyLimit)
     logging.getLogger("stockguard").setLevel(settings.log_level.upper())
     return app
+
+
+def _route(router: APIRouter, method: str, path: str) -> BaseRoute:
+    for route in router.routes:
+        if getattr(route, "path", None) == path and method in (getattr(route, "methods", None) or ()):
+            return route
+    raise LookupError(f"no route {method} {path}")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 
 from stockguard.api.deps import AdminOnly, AnyRole, Guard, role_from_header
 from stockguard.api.metrics import ORDERS
+from stockguard.api.problems import from_domain
 from stockguard.api.routes.common import OrderId, problems
 from stockguard.api.schemas import OrderIn, OrderOut, order_out
 from stockguard.domain.errors import StockguardError
@@ -34,7 +35,11 @@ decisions = logging.getLogger("stockguard.decisions")
 async def place_order(body: OrderIn, request: Request) -> Response:
     """Place an order: every line gets its stock, or none does. The order id is the idempotency key."""
     role_from_header(request)
-    guard: Stockguard = request.app.state.guard
+    return await place(request.app.state.guard, body)
+
+
+async def place(guard: Stockguard, body: OrderIn) -> Response:
+    """The placement and its answer: shared by the route and by ``fast_orders.FastPlacement``."""
     lines = [(line.listing_id, line.quantity) for line in body.lines]
     try:
         # The event loop never waits on the store: the write runs in the store's
@@ -42,7 +47,7 @@ async def place_order(body: OrderIn, request: Request) -> Response:
         placement = await asyncio.wrap_future(guard.placing(body.order_id, body.buyer_id, lines))
     except StockguardError as refusal:
         _decided(body, refusal.code, refusal.detail)
-        raise
+        return from_domain(refusal)
     _decided(body, "created" if placement.created else "replayed", placement.order.status.value)
     # Serialised here, once: FastAPI would validate the returned model a second time.
     return Response(
