@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
         version="1.0.0",
         summary="Inventory deduction that never oversells.",
         lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.tokens = tokens
     problems.install(app)

@@ -6,8 +6,10 @@ reports the same truth and nothing is kept that could drift.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -25,6 +27,18 @@ LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+
+
+# prometheus-client validates and looks up label values on every labels() call;
+# the hot path asks for the same few children over and over.
+@functools.lru_cache(maxsize=256)
+def orders_with(outcome: str) -> Any:
+    return ORDERS.labels(outcome)
+
+
+@functools.lru_cache(maxsize=4096)
+def latency_of(method: str, route: str, status: int) -> Any:
+    return LATENCY.labels(method, route, str(status))
 
 
 class SellableCollector(Collector):

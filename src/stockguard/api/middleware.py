@@ -8,7 +8,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stockguard.api.metrics import LATENCY
+from stockguard.api.metrics import latency_of
 from stockguard.api.problems import problem
 
 MAX_BODY = 64 * 1024
@@ -87,7 +87,7 @@ class AccessLog:
         finally:
             seconds = time.perf_counter() - started
             route = _route_of(scope)
-            LATENCY.labels(scope["method"], route, str(status)).observe(seconds)
+            latency_of(scope["method"], route, status).observe(seconds)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     json.dumps(

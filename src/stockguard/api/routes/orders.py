@@ -9,7 +9,7 @@ import logging
 from fastapi import APIRouter, Request, Response
 
 from stockguard.api.deps import AdminOnly, AnyRole, Guard, role_from_header
-from stockguard.api.metrics import ORDERS
+from stockguard.api.metrics import orders_with
 from stockguard.api.problems import from_domain
 from stockguard.api.routes.common import OrderId, problems
 from stockguard.api.schemas import OrderIn, OrderOut, order_out
@@ -90,7 +90,7 @@ def ship(order_id: OrderId, guard: Guard) -> OrderOut:
 
 
 def _decided(body: OrderIn, outcome: str, why: str) -> None:
-    ORDERS.labels(outcome).inc()
+    orders_with(outcome).inc()
     if decisions.isEnabledFor(logging.INFO):
         lines = [[line.listing_id, line.quantity] for line in body.lines]
         record = {"order_id": body.order_id, "buyer_id": body.buyer_id, "lines": lines, "outcome": outcome}

@@ -50,6 +50,12 @@ MAX_ATTEMPTS = 5
 DecideTogether = Callable[[Any, list[Any]], list[Any]]
 
 
+# Forks this process has been through (a child counts its parent's and one more):
+# cheaper to compare on every submit than asking the kernel for the pid.
+_forks_seen = [0]
+os.register_at_fork(after_in_child=lambda: _forks_seen.__setitem__(0, _forks_seen[0] + 1))
+
+
 @dataclass(eq=False)
 class _Work(Generic[T]):
     run: Callable[[Any, Any], T]  # (cursor, the answer decided for its request, or None)
@@ -79,6 +85,7 @@ class Writer:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._forks = -1  # the process generation the thread belongs to (see _forks_seen)
         self._lock_file: IO[bytes] | None = None
         # Committed batches in which some work ran statements of its own (not
         # only answers decided together): what this process changed, and when.
@@ -102,12 +109,13 @@ class Writer:
 
     def _ensure_thread(self) -> None:
         # A forked child inherits the writer object but not its thread.
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None and self._forks == _forks_seen[0]:
             return
         with self._start_lock:
-            if self._thread is None or self._pid != os.getpid():
+            if self._thread is None or self._forks != _forks_seen[0]:
                 self._queue = queue.SimpleQueue()
                 self._pid = os.getpid()
+                self._forks = _forks_seen[0]
                 self._thread = threading.Thread(target=self._loop, name="stockguard-writer", daemon=True)
                 self._thread.start()
 
