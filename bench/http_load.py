@@ -387,6 +387,24 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / ticks
 
 
+def database_cpu_seconds() -> float:
+    """User + system CPU of every live PostgreSQL process (with --pg, part of what is measured)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm, _, rest = raw.partition("(")[2].rpartition(")")
+        if comm == "postgres":
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def http(url: str, method: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
@@ -451,6 +469,7 @@ class Phase:
     server_cpu_pct: float  # of one core
     client_cpu_pct: float  # wrk, of one core
     other_cpu_pct: float  # everything else on the machine meanwhile, of one core
+    database_cpu_pct: float  # PostgreSQL's processes with --pg (not counted in other_cpu_pct), else 0
     # wrk corrects its histogram for coordinated omission (every answer slower than
     # the mean per-connection cycle adds synthetic samples), so a few stalled requests
     # move p90/p99. Little's law bounds the true mean: connections * seconds / requests.
@@ -496,6 +515,7 @@ def run_wrk(
     quota = int(env["BENCH_QUOTA"])
     with profiled(server, profile_to), AcceptQueue(server.port) as backlog:
         cpu_before = server.cpu_seconds()
+        database_before = database_cpu_seconds() if config.pg else 0.0
         busy_before = machine_busy_seconds()
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         wall_before = time.perf_counter()
@@ -503,6 +523,7 @@ def run_wrk(
         wall = time.perf_counter() - wall_before
         children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         busy_after = machine_busy_seconds()
+        database_cpu = (database_cpu_seconds() - database_before) if config.pg else 0.0
         cpu_after = server.cpu_seconds()
     lines = [line for line in stdout.splitlines() if line.startswith("BENCH_RESULT ")]
     if not lines:
@@ -517,7 +538,7 @@ def run_wrk(
         children_after.ru_stime - children_before.ru_stime
     )
     server_cpu = cpu_after - cpu_before
-    foreign_cpu = max(0.0, (busy_after - busy_before) - server_cpu - client_cpu)
+    foreign_cpu = max(0.0, (busy_after - busy_before) - server_cpu - client_cpu - database_cpu)
     return Phase(
         name=phase,
         rate=result["requests"] / seconds if seconds else 0.0,
@@ -538,6 +559,7 @@ def run_wrk(
         server_cpu_pct=100 * server_cpu / wall,
         client_cpu_pct=100 * client_cpu / wall,
         other_cpu_pct=100 * foreign_cpu / wall,
+        database_cpu_pct=100 * database_cpu / wall,
         littles_mean_ms=1000 * config.connections * seconds / max(1, result["requests"]),
         accept_queue_max=backlog.max,
         accept_queue_seconds=backlog.seconds,
@@ -880,7 +902,8 @@ def report_phase(index: int, phase: Phase) -> None:
         f"run {index} {phase.name:>8}: {phase.rate:8,.0f} req/s  p50 {phase.p50_ms:6.1f} ms  "
         f"p99 {phase.p99_ms:6.1f} ms  {phase.requests:,} in {phase.duration_s:.2f} s  "
         f"CPU: server {phase.server_cpu_pct:.0f}%, wrk {phase.client_cpu_pct:.0f}%, "
-        f"others {phase.other_cpu_pct:.0f}%  [{statuses}]"
+        + (f"postgres {phase.database_cpu_pct:.0f}%, " if phase.database_cpu_pct else "")
+        + f"others {phase.other_cpu_pct:.0f}%  [{statuses}]"
     )
     if phase.mean_ms > 1.2 * phase.littles_mean_ms or phase.accept_queue_max:
         err.print(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -67,17 +67,31 @@ class OrderService(ServiceBase):
     def placing(
         self, order_id: str, buyer_id: str, lines: Sequence[OrderLine | tuple[str, int]]
     ) -> Future[Placement]:
-        """``place_order`` for callers that must not block (an event loop): bad input and a
-        sold-out refusal raise here; the rest arrives through the future once committed."""
+        """``place_order`` for callers that must not block (an event loop): bad input raises
+        here; the answer (or the refusal) arrives through the future once decided and committed."""
         check_id(order_id, "order_id")
         check_id(buyer_id, "buyer_id")
         parsed = parse_lines(lines)
         now = self.clock()
+        request = PlaceRequest(order_id, buyer_id, parsed, now)
         listing_ids = [line.listing_id for line in parsed]
         if self._sold_out.suspects_any(listing_ids):
-            self._refuse_if_still_sold_out(order_id, parsed, now)
-        request = PlaceRequest(order_id, buyer_id, parsed, now)
+            # Taken before any read: whatever changes after it makes a proof void.
+            version = self.store.stock_version()
+            refused = self._sold_out.refusing(parsed, version, now)
+            if refused is not None:
+                return self._refuse_unless_replayed(request, refused)
+            try:
+                self._refuse_if_read_proves_sold_out(request, version)
+            except SoldOut as refusal:
+                failed: Future[Placement] = Future()
+                failed.set_exception(refusal)
+                return failed
+        return self._submit(request)
+
+    def _submit(self, request: PlaceRequest) -> Future[Placement]:
         future = self.store.submit(lambda tx: self._place(tx, request), placing=request)
+        listing_ids = [line.listing_id for line in request.lines]
         future.add_done_callback(lambda done: self._learn_sold_out(done, listing_ids))
         return future
 
@@ -87,26 +101,37 @@ class OrderService(ServiceBase):
         else:
             self._sold_out.clear(listing_ids)
 
-    def _refuse_if_still_sold_out(self, order_id: str, lines: tuple[OrderLine, ...], now: datetime) -> None:
-        """Raise SoldOut when a read alone proves the order cannot get stock.
+    def _refuse_unless_replayed(self, request: PlaceRequest, refused: OrderLine) -> Future[Placement]:
+        """A standing proof refuses the order, unless its id is a replay, which answers with its order.
 
-        The refusal is as true as a locked one: at the moment of the read (or of
-        the standing proof's read, with nothing given back since) the stock was
-        not there. Anything that could change the answer (a replay of a placed
-        order, holds waiting to expire, an unknown listing) goes on to the write
-        path instead.
+        One lookup of the order id, answered by the store without blocking this
+        thread; the refusal (or the replay's answer) comes through the future.
         """
-        # Taken before any read: whatever changes after it makes a proof void.
-        version = self.store.stock_version()
-        refused = self._sold_out.refusing(lines, version, now)
-        if refused is not None:
-            # A standing proof: one lookup, for a replay, which answers with its order.
-            with self.store.read(consistent=False) as tx:
-                if tx.order(order_id) is None:
-                    raise SoldOut(f"listing {refused.listing_id!r} is sold out")
-            return
+        answer: Future[Placement] = Future()
+
+        def on_lookup(exists: Future[bool]) -> None:
+            error = exists.exception()
+            if error is not None:
+                answer.set_exception(error)
+            elif exists.result():
+                _pass_on(self._submit(request), answer)
+            else:
+                answer.set_exception(SoldOut(f"listing {refused.listing_id!r} is sold out"))
+
+        self.store.order_exists(request.order_id).add_done_callback(on_lookup)
+        return answer
+
+    def _refuse_if_read_proves_sold_out(self, request: PlaceRequest, version: Hashable | None) -> None:
+        """Raise SoldOut when a read alone proves the order cannot get stock, and leave a proof.
+
+        The refusal is as true as a locked one: at the moment of the read the
+        stock was not there. Anything that could change the answer (a replay of
+        a placed order, holds waiting to expire, an unknown listing) goes on to
+        the write path instead.
+        """
+        lines, now = request.lines, request.now
         with self.store.read() as tx:
-            if tx.order(order_id) is not None or tx.has_due(now):
+            if tx.order(request.order_id) is not None or tx.has_due(now):
                 return
             until = tx.next_expiry()
             sellable: dict[str, int] = {}
@@ -263,6 +288,19 @@ class OrderService(ServiceBase):
         if rules.is_due(order, now):
             return self._expire(tx, order, now)
         return order
+
+
+def _pass_on(source: Future[Placement], target: Future[Placement]) -> None:
+    """Settle ``target`` as ``source`` settles."""
+
+    def copy(done: Future[Placement]) -> None:
+        error = done.exception()
+        if error is not None:
+            target.set_exception(error)
+        else:
+            target.set_result(done.result())
+
+    source.add_done_callback(copy)
 
 
 def _one_deduction(listings: Iterable[Listing]) -> Deduction:

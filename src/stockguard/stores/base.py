@@ -133,6 +133,11 @@ class Store(Protocol):
         each read of the latest committed state on its own (cheaper for a single lookup)."""
         ...
 
+    def order_exists(self, order_id: str) -> Future[bool]:
+        """Whether an order has this id, without blocking the caller on a network round trip
+        (a store across the network answers many such lookups at once from a thread of its own)."""
+        ...
+
     def stock_version(self) -> Hashable | None:
         """A token that changes whenever stock may have become sellable again.
 

@@ -260,6 +260,12 @@ class MemoryStore:
             self._commits += 1
             return result
 
+    def order_exists(self, order_id: str) -> Future[bool]:
+        future: Future[bool] = Future()
+        with self._lock:
+            future.set_result(order_id in self._data.orders)
+        return future
+
     def stock_version(self) -> Hashable:
         """Every committed unit of work: one process sees all of them at once."""
         return self._commits

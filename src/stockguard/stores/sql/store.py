@@ -23,6 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from stockguard.domain.errors import Unavailable
 from stockguard.stores.base import PlaceRequest, Transaction
 from stockguard.stores.sql.engines import backend_for
+from stockguard.stores.sql.lookups import OrderLookups
 from stockguard.stores.sql.migrations import SchemaOutOfDate, pending_revision, upgrade_to_head
 from stockguard.stores.sql.transaction import SQLITE, Decided, SqlTransaction, place_many
 from stockguard.stores.sql.watch import ChangeWatch, PostgresNotifications, SqliteDataVersion
@@ -56,6 +57,11 @@ class SqlStore:
             decide_together=place_many if native_place else None,
             on_lost=self.engine.dispose,
         )
+        self._lookups = (
+            None
+            if self._backend.dialect is SQLITE
+            else OrderLookups(self.engine.raw_connection, on_lost=self.engine.dispose)
+        )
         self._watch: ChangeWatch | None = None  # started by the first stock_version()
         self._watch_lock = threading.Lock()
         if upgrade is None:
@@ -81,6 +87,18 @@ class SqlStore:
             return work(SqlTransaction(cursor, writable=True, dialect=dialect, decided=decided))
 
         return self._writer.submit(run, placing if dialect.native_place else None)
+
+    def order_exists(self, order_id: str) -> Future[bool]:
+        if self._lookups is not None:
+            return self._lookups.exists(order_id)
+        # SQLite: the file is local, a lookup takes microseconds on the caller's thread.
+        future: Future[bool] = Future()
+        try:
+            with self.read(consistent=False) as tx:
+                future.set_result(tx.order(order_id) is not None)
+        except Exception as error:
+            future.set_exception(error)
+        return future
 
     def stock_version(self) -> Hashable | None:
         with self._watch_lock:
@@ -141,6 +159,8 @@ class SqlStore:
                 raw.close()
 
     def close(self) -> None:
+        if self._lookups is not None:
+            self._lookups.close()
         if self._watch is not None:
             self._watch.close()
             self._watch = None

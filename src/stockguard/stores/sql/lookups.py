@@ -1,0 +1,94 @@
+"""Order-id lookups answered by a thread of their own, many per round trip.
+
+A sold-out listing's buyers are refused after one lookup (is this order id a
+replay?). On PostgreSQL that is a network round trip; made on the caller's
+thread, it would stall an event loop for every refusal. So callers queue the
+id and get a future; this thread takes every id waiting, asks for all of them
+in one statement (autocommit: each statement sees the latest commits) and
+answers each future.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from stockguard.domain.errors import Unavailable
+
+MAX_IDS = 512
+
+
+class OrderLookups:
+    def __init__(self, connect: Callable[[], Any], on_lost: Callable[[], None]) -> None:
+        """``connect``: a pooled driver connection in autocommit; ``on_lost``: drop the pool."""
+        self._connect = connect
+        self._on_lost = on_lost
+        self._queue: queue.SimpleQueue[tuple[str, Future[bool]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def exists(self, order_id: str) -> Future[bool]:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name="stockguard-lookups", daemon=True)
+                    self._thread.start()
+        future: Future[bool] = Future()
+        self._queue.put((order_id, future))
+        return future
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _loop(self) -> None:
+        connection = None
+        while True:
+            waiting = self._next()
+            if waiting is None:
+                break
+            try:
+                if connection is None:
+                    connection = self._connect()
+                found = self._look_up(connection, [order_id for order_id, _ in waiting])
+            except Exception as error:
+                failure = Unavailable(f"the database is unavailable: {error}")
+                for _, future in waiting:
+                    future.set_exception(failure)
+                if connection is not None:
+                    connection.invalidate()
+                    connection.close()
+                    self._on_lost()
+                connection = None
+                continue
+            for order_id, future in waiting:
+                future.set_result(order_id in found)
+        if connection is not None:
+            connection.close()
+
+    def _next(self) -> list[tuple[str, Future[bool]]] | None:
+        first = self._queue.get()
+        if first is None:
+            return None
+        waiting = [first]
+        while len(waiting) < MAX_IDS:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self._queue.put(None)  # stop after answering these
+                break
+            waiting.append(more)
+        return waiting
+
+    @staticmethod
+    def _look_up(connection: Any, order_ids: list[str]) -> set[str]:
+        cursor = connection.cursor()
+        cursor.execute("SELECT order_id FROM orders WHERE order_id = ANY(%(ids)s)", {"ids": order_ids})
+        return {row[0] for row in cursor.fetchall()}
