@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from starlette.routing import BaseRoute
 
 from stockguard.api import problems
 from stockguard.api.auth import Tokens, load_or_create
+from stockguard.api.bridge import LoopBridge
 from stockguard.api.fast_orders import PATH, FastPlacement
 from stockguard.api.middleware import AccessLog, BodyLimit
 from stockguard.api.routes import items, listings, ops, orders
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = guard or connect(settings.db_url)
         app.state.guard = service
+        app.state.bridge = LoopBridge(asyncio.get_running_loop())
         sweeper = Sweeper(service, settings.sweep_interval)
         sweeper.start()
         try:

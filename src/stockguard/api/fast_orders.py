@@ -40,7 +40,8 @@ class FastPlacement:
             await self.app(scope, _replaying(body, receive), send)
             return
         scope["route"] = self.route
-        response = await place(scope["app"].state.guard, order)
+        state = scope["app"].state
+        response = await place(state.guard, state.bridge, order)
         await response(scope, receive, send)
 
     @staticmethod

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
 from fastapi import APIRouter, Request, Response
 
+from stockguard.api.bridge import LoopBridge
 from stockguard.api.deps import AdminOnly, AnyRole, Guard, role_from_header
 from stockguard.api.metrics import orders_with
 from stockguard.api.problems import from_domain
@@ -35,16 +35,18 @@ decisions = logging.getLogger("stockguard.decisions")
 async def place_order(body: OrderIn, request: Request) -> Response:
     """Place an order: every line gets its stock, or none does. The order id is the idempotency key."""
     role_from_header(request)
-    return await place(request.app.state.guard, body)
+    return await place(request.app.state.guard, request.app.state.bridge, body)
 
 
-async def place(guard: Stockguard, body: OrderIn) -> Response:
+async def place(guard: Stockguard, bridge: LoopBridge, body: OrderIn) -> Response:
     """The placement and its answer: shared by the route and by ``fast_orders.FastPlacement``."""
     lines = [(line.listing_id, line.quantity) for line in body.lines]
     try:
         # The event loop never waits on the store: the write runs in the store's
         # writer (batched with other requests) and the loop awaits its future.
-        placement = await asyncio.wrap_future(guard.placing(body.order_id, body.buyer_id, lines))
+        placing = guard.placing(body.order_id, body.buyer_id, lines)
+        # Answered already (a refusal from memory or a local lookup): no trip through the loop.
+        placement = placing.result() if placing.done() else await bridge.wait(placing)
     except StockguardError as refusal:
         _decided(body, refusal.code, refusal.detail)
         return from_domain(refusal)
