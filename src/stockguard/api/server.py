@@ -12,6 +12,7 @@ import uvicorn
 from rich.console import Console
 
 from stockguard.api.auth import load_or_create
+from stockguard.api.protocol import NoDelayHttp
 from stockguard.api.settings import Settings
 from stockguard.bootstrap import connect
 
@@ -44,7 +45,7 @@ def run(overrides: dict[str, Any], console: Console) -> None:
         port=settings.port,
         workers=settings.workers,
         loop=settings.loop if importlib.util.find_spec(settings.loop) else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=NoDelayHttp,
         log_level=settings.log_level,
         access_log=False,  # stockguard's own access log leaves out headers (and so tokens)
     )

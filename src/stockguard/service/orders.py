@@ -67,8 +67,9 @@ class OrderService(ServiceBase):
     def placing(
         self, order_id: str, buyer_id: str, lines: Sequence[OrderLine | tuple[str, int]]
     ) -> Future[Placement]:
-        """``place_order`` for callers that must not block (an event loop): bad input raises
-        here; the answer (or the refusal) arrives through the future once decided and committed."""
+        """``place_order`` for callers that must not block (an event loop): bad input, and a
+        refusal known without waiting (a sold-out listing), raise here; every other answer
+        arrives through the future once decided and committed."""
         check_id(order_id, "order_id")
         check_id(buyer_id, "buyer_id")
         parsed = parse_lines(lines)
@@ -81,12 +82,7 @@ class OrderService(ServiceBase):
             refused = self._sold_out.refusing(parsed, version, now)
             if refused is not None:
                 return self._refuse_unless_replayed(request, refused)
-            try:
-                self._refuse_if_read_proves_sold_out(request, version)
-            except SoldOut as refusal:
-                failed: Future[Placement] = Future()
-                failed.set_exception(refusal)
-                return failed
+            self._refuse_if_read_proves_sold_out(request, version)
         return self._submit(request)
 
     def _submit(self, request: PlaceRequest) -> Future[Placement]:
@@ -104,21 +100,28 @@ class OrderService(ServiceBase):
     def _refuse_unless_replayed(self, request: PlaceRequest, refused: OrderLine) -> Future[Placement]:
         """A standing proof refuses the order, unless its id is a replay, which answers with its order.
 
-        One lookup of the order id, answered by the store without blocking this
-        thread; the refusal (or the replay's answer) comes through the future.
+        One lookup of the order id. A store that answers it at once (a local
+        file) gets the refusal raised here; one across the network answers it
+        from a thread of its own, and the refusal comes through the future.
         """
+        refusal = SoldOut(f"listing {refused.listing_id!r} is sold out")
+        exists = self.store.order_exists(request.order_id)
+        if exists.done():
+            if exists.result():
+                return self._submit(request)
+            raise refusal
         answer: Future[Placement] = Future()
 
-        def on_lookup(exists: Future[bool]) -> None:
-            error = exists.exception()
+        def on_lookup(looked_up: Future[bool]) -> None:
+            error = looked_up.exception()
             if error is not None:
                 answer.set_exception(error)
-            elif exists.result():
+            elif looked_up.result():
                 _pass_on(self._submit(request), answer)
             else:
-                answer.set_exception(SoldOut(f"listing {refused.listing_id!r} is sold out"))
+                answer.set_exception(refusal)
 
-        self.store.order_exists(request.order_id).add_done_callback(on_lookup)
+        exists.add_done_callback(on_lookup)
         return answer
 
     def _refuse_if_read_proves_sold_out(self, request: PlaceRequest, version: Hashable | None) -> None:
