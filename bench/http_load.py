@@ -1249,7 +1249,12 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
             "listing": {"deduction": "reserve", "units": config.units, "hold_seconds": 86_400},
-            "server": "stockguard serve --log-level warning, SQLite in a fresh temporary folder",
+            "server": f"stockguard serve --log-level warning --loop {config.loop}, "
+            + (
+                "PostgreSQL, a fresh migrated schema per run"
+                if config.pg
+                else "SQLite in a fresh temporary folder"
+            ),
         },
         "runs": [run.as_json() for run in runs],
         "disturbed_attempts": [run.as_json() for run in discarded],
