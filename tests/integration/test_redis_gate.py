@@ -1,0 +1,215 @@
+"""The Redis gate against real Redis: one server, and a local cluster of three masters with replicas.
+
+Every test works under a key prefix of its own. Without Redis at 127.0.0.1:6379
+the single-server runs are skipped, except under CI (``CI=true``), where that
+is a failure; the cluster needs ``redis-server`` and ``redis-cli`` on the PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from redis_cluster import LocalCluster
+from stockguard.gate import Decision, RedisGate
+
+REDIS_URL = os.environ.get("STOCKGUARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    try:
+        started = LocalCluster.start(Path(tmp_path_factory.mktemp("redis-cluster")))
+    except RuntimeError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"a local Redis Cluster is required under CI: {error}")
+        pytest.skip(str(error))
+    yield started
+    started.stop()
+
+
+def _single() -> Any:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        client.ping()
+    except redis.ConnectionError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is required under CI and unreachable at {REDIS_URL}: {error}")
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    return client
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def client(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "redis":
+        made = _single()
+    else:
+        local: LocalCluster = request.getfixturevalue("cluster")
+        made = redis.RedisCluster(host="127.0.0.1", port=local.live_ports()[0], decode_responses=True)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def gate(client: Any) -> Iterator[RedisGate]:
+    prefix = f"sg-test-{secrets.token_hex(4)}"
+    yield RedisGate(client, prefix)
+    for listing in ("hot", "other", *(f"hot-{n}" for n in range(8))):
+        client.delete(*RedisGate(client, prefix).keys(listing).all())
+
+
+def test_an_unloaded_listing_admits_nobody(gate: RedisGate) -> None:
+    assert gate.admit("hot", "o-1", "alice", 1).decision is Decision.UNLOADED
+    assert gate.state("hot") is None
+
+
+def test_racing_buyers_get_exactly_the_tokens(gate: RedisGate) -> None:
+    gate.load("hot", tokens=25, limit=None, live_orders=[])
+    decisions: list[Decision] = []
+    lock = threading.Lock()
+
+    def buy(n: int) -> None:
+        decision = gate.admit("hot", f"o-{n}", f"buyer-{n}", 1).decision
+        with lock:
+            decisions.append(decision)
+
+    threads = [threading.Thread(target=buy, args=(n,)) for n in range(200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Counter(decisions) == {Decision.ADMITTED: 25, Decision.SOLD_OUT: 175}
+    state = gate.state("hot")
+    assert state is not None
+    assert state.tokens == 0
+    assert len(state.orders) == 25
+
+
+def test_a_replayed_order_id_is_admitted_once(gate: RedisGate) -> None:
+    gate.load("hot", tokens=5, limit=None, live_orders=[])
+    assert gate.admit("hot", "o-1", "alice", 2).tokens_left == 3
+    again = gate.admit("hot", "o-1", "alice", 2)
+    assert again.decision is Decision.REPLAY
+    assert again.admitted_as == ("alice", 2)
+    state = gate.state("hot")
+    assert state is not None
+    assert state.tokens == 3
+
+
+def test_the_per_buyer_limit_counts_every_admission_of_the_buyer(gate: RedisGate) -> None:
+    gate.load("hot", tokens=10, limit=2, live_orders=[])
+    assert gate.admit("hot", "o-1", "alice", 1).decision is Decision.ADMITTED
+    assert gate.admit("hot", "o-2", "alice", 1).decision is Decision.ADMITTED
+    refused = gate.admit("hot", "o-3", "alice", 1)
+    assert (refused.decision, refused.used, refused.limit) == (Decision.LIMIT, 2, 2)
+    assert gate.admit("hot", "o-4", "bob", 2).decision is Decision.ADMITTED
+    gate.release("hot", "o-1")  # cancelled: alice may buy one again
+    assert gate.admit("hot", "o-5", "alice", 1).decision is Decision.ADMITTED
+
+
+def test_a_release_gives_the_tokens_back_exactly_once(gate: RedisGate) -> None:
+    gate.load("hot", tokens=3, limit=1, live_orders=[])
+    gate.admit("hot", "o-1", "alice", 1)
+    assert gate.release("hot", "o-1") == 1
+    assert gate.release("hot", "o-1") == 0
+    state = gate.state("hot")
+    assert state is not None
+    assert (state.tokens, state.orders, state.buyers) == (3, {}, {})
+
+
+def test_load_replaces_the_state_with_the_stores(gate: RedisGate) -> None:
+    gate.load("hot", tokens=9, limit=2, live_orders=[])
+    gate.admit("hot", "stale", "carol", 1)
+    first = gate.state("hot")
+    epoch = gate.load("hot", tokens=4, limit=2, live_orders=[("o-1", "alice", 2), ("o-2", "bob", 1)])
+    state = gate.state("hot")
+    assert state is not None
+    assert first is not None
+    assert state.epoch == epoch != first.epoch
+    assert state.tokens == 4
+    assert state.orders == {"o-1": ("alice", 2), "o-2": ("bob", 1)}
+    assert state.buyers == {"alice": 2, "bob": 1}
+    assert gate.admit("hot", "o-3", "alice", 1).decision is Decision.LIMIT
+    assert gate.admit("hot", "o-1", "alice", 2).decision is Decision.REPLAY
+
+
+def test_a_gate_that_lost_its_keys_admits_nobody_until_loaded_again(gate: RedisGate, client: Any) -> None:
+    gate.load("hot", tokens=5, limit=None, live_orders=[])
+    client.delete(*gate.keys("hot").all())  # as a Redis that came back empty
+    assert gate.admit("hot", "o-1", "alice", 1).decision is Decision.UNLOADED
+    assert gate.add_tokens("hot", 5) is None  # nothing is topped up on an unloaded gate
+    gate.load("hot", tokens=1, limit=None, live_orders=[])
+    assert gate.admit("hot", "o-1", "alice", 1).decision is Decision.ADMITTED
+
+
+def test_tokens_are_topped_up_and_taken_back(gate: RedisGate) -> None:
+    gate.load("hot", tokens=2, limit=None, live_orders=[])
+    assert gate.add_tokens("hot", 3) == 5
+    gate.admit("hot", "o-1", "alice", 1)
+    assert gate.take_back("hot", 10) == 4  # only what is left
+    assert gate.admit("hot", "o-2", "bob", 1).decision is Decision.SOLD_OUT
+
+
+def test_scripts_flushed_from_the_server_are_loaded_again(gate: RedisGate, client: Any) -> None:
+    gate.load("hot", tokens=2, limit=None, live_orders=[])
+    client.script_flush()  # as after a restart or a failover: EVALSHA answers NOSCRIPT
+    assert gate.admit("hot", "o-1", "alice", 1).decision is Decision.ADMITTED
+
+
+@pytest.fixture
+def cluster_gate(cluster: LocalCluster) -> Iterator[tuple[RedisGate, Any]]:
+    client = redis.RedisCluster(host="127.0.0.1", port=cluster.live_ports()[0], decode_responses=True)
+    yield RedisGate(client, f"sg-test-{secrets.token_hex(4)}"), client
+    client.close()
+
+
+def test_listings_spread_over_the_cluster_each_decide_on_their_node(
+    cluster: LocalCluster, cluster_gate: tuple[RedisGate, Any]
+) -> None:
+    gate, _ = cluster_gate
+    listings = [f"hot-{n}" for n in range(8)]
+    masters = {cluster.master_of(gate.keys(listing).state) for listing in listings}
+    assert len(masters) >= 2
+    for listing in listings:
+        gate.load(listing, tokens=3, limit=None, live_orders=[])
+    for listing in listings:
+        decisions = [gate.admit(listing, f"{listing}-o-{n}", f"b-{n}", 1).decision for n in range(5)]
+        assert Counter(decisions) == {Decision.ADMITTED: 3, Decision.SOLD_OUT: 2}
+
+
+def test_the_gate_goes_on_after_its_master_is_killed_and_a_replica_promoted(
+    cluster: LocalCluster, cluster_gate: tuple[RedisGate, Any]
+) -> None:
+    gate, client = cluster_gate
+    gate.load("hot", tokens=10, limit=2, live_orders=[])
+    for n in range(4):
+        assert gate.admit("hot", f"o-{n}", f"buyer-{n}", 1).decision is Decision.ADMITTED
+    master = cluster.master_of(gate.keys("hot").state)
+    # Replication is asynchronous: wait until the replica has every admission, then kill -9.
+    replicated = client.execute_command(
+        "WAIT", 1, 5000, target_nodes=client.get_node_from_key(gate.keys("hot").state)
+    )
+    assert replicated >= 1
+    cluster.kill_master(master)
+    assert cluster.master_of(gate.keys("hot").state) != master
+
+    def admit(order_id: str, buyer_id: str) -> Decision:
+        for _ in range(50):  # the client finds the new master after a failed call or two
+            try:
+                return gate.admit("hot", order_id, buyer_id, 1).decision
+            except (redis.ConnectionError, redis.exceptions.ClusterDownError, redis.TimeoutError):
+                continue
+        raise AssertionError("the gate never answered after the failover")
+
+    # The promoted replica has the state (and no scripts: NOSCRIPT, loaded again).
+    assert admit("o-0", "buyer-0") is Decision.REPLAY
+    decisions = [admit(f"o-{n}", f"buyer-{n}") for n in range(4, 12)]
+    assert Counter(decisions) == {Decision.ADMITTED: 6, Decision.SOLD_OUT: 2}
