@@ -363,34 +363,8 @@ def server_env(code_path: Path | None) -> dict[str, str]:
     return env
 
 
-def _proc_stats() -> Iterator[tuple[int, list[str]]]:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        yield int(entry.name), raw.rsplit(")", 1)[1].split()
-
-
-def group_pids(pgid: int) -> list[int]:
-    return sorted(pid for pid, fields in _proc_stats() if int(fields[2]) == pgid)
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for _, fields in _proc_stats():
-        if int(fields[2]) == pgid:  # field 5, pgrp
-            total += int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
-    return total / ticks
-
-
-def database_cpu_seconds() -> float:
-    """User + system CPU of every live PostgreSQL process (with --pg, part of what is measured)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _proc_stats() -> Iterator[tuple[int, str, list[str]]]:
+    """(pid, command name, the fields after it) of every process in /proc/<pid>/stat."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -399,9 +373,26 @@ def database_cpu_seconds() -> float:
         except OSError:
             continue
         comm, _, rest = raw.partition("(")[2].rpartition(")")
-        if comm == "postgres":
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])
+        yield int(entry.name), comm, rest.split()
+
+
+def group_pids(pgid: int) -> list[int]:
+    return sorted(pid for pid, _, fields in _proc_stats() if int(fields[2]) == pgid)
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for _, _, fields in _proc_stats():
+        if int(fields[2]) == pgid:  # field 5, pgrp
+            total += int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
+    return total / ticks
+
+
+def database_cpu_seconds() -> float:
+    """User + system CPU of every live PostgreSQL process (with --pg, part of what is measured)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = sum(int(f[11]) + int(f[12]) for _, comm, f in _proc_stats() if comm == "postgres")
     return total / ticks
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stockguard.api.auth import Tokens
+from stockguard.api.middleware import replaying
 from stockguard.api.routes.orders import place
 from stockguard.api.schemas import OrderIn
 
@@ -37,7 +38,7 @@ class FastPlacement:
         body = await _read_body(receive)
         order = self._parse(scope, body)
         if order is None:
-            await self.app(scope, _replaying(body, receive), send)
+            await self.app(scope, replaying(body, receive), send)
             return
         scope["route"] = self.route
         state = scope["app"].state
@@ -76,16 +77,3 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
