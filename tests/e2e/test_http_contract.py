@@ -9,6 +9,7 @@ test that meets a 5xx.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -566,6 +567,20 @@ def test_no_or_unknown_token_is_unauthenticated(
             response = client.request(method, path, json=document, headers=headers)
             assert_problem(response, 401, "unauthenticated")
             assert response.headers.get("www-authenticate", "").lower().startswith("bearer")
+
+
+def test_a_repeated_header_counts_as_its_first_on_the_order_path_too(
+    server: Server, admin: httpx.Client, world: World
+) -> None:
+    """POST /v1/orders has a lean path of its own: it reads headers as every other route does."""
+    client = server.client(None)
+    document = json.dumps(order_body(world.listing_id)).encode()
+    good, json_type = f"Bearer {server.storefront}", "application/json"
+    with unchanged(admin, *world.paths):
+        bad_first = [("authorization", "Bearer nope"), ("authorization", good), ("content-type", json_type)]
+        assert_problem(client.post("/v1/orders", content=document, headers=bad_first), 401, "unauthenticated")
+        text_first = [("authorization", good), ("content-type", "text/plain"), ("content-type", json_type)]
+        assert_problem(client.post("/v1/orders", content=document, headers=text_first), 422, "invalid")
 
 
 def test_a_token_of_the_other_server_or_with_a_suffix_is_refused(

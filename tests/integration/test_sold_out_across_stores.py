@@ -82,3 +82,28 @@ def test_a_proof_keeps_refusing_while_other_processes_only_sell(
         with pytest.raises(SoldOut):
             seller.place_order(f"late-{n}", f"late-buyer-{n}", [("maotai-sale", 1)])
     assert seller.get_listing("maotai-sale").sold == 1
+
+
+def test_a_shipment_that_ends_a_shortage_lets_another_process_sell_again(
+    two_processes: tuple[Stockguard, Stockguard],
+) -> None:
+    """A shortage in one warehouse stops the item everywhere; shipping can end it without any
+    level's free units growing, and the process that proved the listing sold out must hear of it."""
+    seller, other = two_processes
+    other.put_warehouse("main", 1)
+    other.put_warehouse("east", 2)
+    other.put_item("maotai", "Maotai")
+    other.receive("maotai", 5, "main")
+    other.receive("maotai", 3, "east")
+    other.put_listing("maotai-sale", "Maotai", [("maotai", 1)], "order")
+    other.place_order("big", "alice", [("maotai-sale", 5)])  # all of main
+    other.pay("big")
+    other.put_item("maotai", "Maotai", safety=1)  # main now promises more than it may: a shortage
+    assert other.shortages()
+    for n in range(3):
+        with pytest.raises(SoldOut):
+            seller.place_order(f"refused-{n}", f"buyer-{n}", [("maotai-sale", 1)])
+    other.ship("big")  # main: nothing held, nothing promised; east's 2 sell again
+    assert not other.shortages()
+    status, _ = place_until_it_sells(seller)
+    assert status is OrderStatus.RESERVED

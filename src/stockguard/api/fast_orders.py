@@ -48,13 +48,15 @@ class FastPlacement:
     @staticmethod
     def _parse(scope: Scope, body: bytes) -> OrderIn | None:
         """The order, when the request is the common case this path answers; else None."""
-        content_type = b""
-        authorization = b""
-        for name, value in scope["headers"]:
-            if name == b"content-type":
+        content_type: bytes | None = None
+        authorization: bytes | None = None
+        for name, value in scope["headers"]:  # the first of a repeated header counts, as in Starlette
+            if name == b"content-type" and content_type is None:
                 content_type = value
-            elif name == b"authorization":
+            elif name == b"authorization" and authorization is None:
                 authorization = value
+        content_type = content_type or b""
+        authorization = authorization or b""
         if content_type.split(b";", 1)[0].strip().lower() != b"application/json":
             return None
         scheme, _, token = authorization.decode("latin-1").partition(" ")

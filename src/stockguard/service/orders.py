@@ -92,6 +92,8 @@ class OrderService(ServiceBase):
         return future
 
     def _learn_sold_out(self, done: Future[Placement], listing_ids: list[str]) -> None:
+        if done.cancelled():
+            return  # the caller stopped listening; the outcome tells nothing here
         if isinstance(done.exception(), SoldOut):
             self._sold_out.suspect(listing_ids)
         else:

@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from stockguard.domain.errors import Unavailable
+from stockguard.stores.sql import forks
 
 MAX_IDS = 512
 
@@ -28,12 +29,16 @@ class OrderLookups:
         self._on_lost = on_lost
         self._queue: queue.SimpleQueue[tuple[str, Future[bool]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._forks = -1  # the process generation the thread belongs to
         self._start_lock = threading.Lock()
 
     def exists(self, order_id: str) -> Future[bool]:
-        if self._thread is None:
+        if self._thread is None or self._forks != forks.generation():
             with self._start_lock:
-                if self._thread is None:
+                if self._thread is None or self._forks != forks.generation():
+                    # A forked child inherits this object but not the thread: start its own.
+                    self._queue = queue.SimpleQueue()
+                    self._forks = forks.generation()
                     self._thread = threading.Thread(target=self._loop, name="stockguard-lookups", daemon=True)
                     self._thread.start()
         future: Future[bool] = Future()
@@ -41,7 +46,7 @@ class OrderLookups:
         return future
 
     def close(self) -> None:
-        if self._thread is not None:
+        if self._thread is not None and self._forks == forks.generation():
             self._queue.put(None)
             self._thread.join()
             self._thread = None
@@ -57,9 +62,8 @@ class OrderLookups:
                     connection = self._connect()
                 found = self._look_up(connection, [order_id for order_id, _ in waiting])
             except Exception as error:
-                failure = Unavailable(f"the database is unavailable: {error}")
                 for _, future in waiting:
-                    future.set_exception(failure)
+                    future.set_exception(Unavailable(f"the database is unavailable: {error}"))
                 if connection is not None:
                     connection.invalidate()
                     connection.close()

@@ -22,6 +22,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from stockguard.domain.errors import Unavailable
 from stockguard.stores.base import PlaceRequest, Transaction
+from stockguard.stores.sql import forks
 from stockguard.stores.sql.engines import backend_for
 from stockguard.stores.sql.lookups import OrderLookups
 from stockguard.stores.sql.migrations import SchemaOutOfDate, pending_revision, upgrade_to_head
@@ -64,6 +65,7 @@ class SqlStore:
         )
         self._watch: ChangeWatch | None = None  # started by the first stock_version()
         self._watch_lock = threading.Lock()
+        self._watch_forks = -1
         if upgrade is None:
             upgrade = self._backend.dialect is SQLITE
         with self._translate_errors(), self.engine.execution_options(stockguard_write=True).begin() as conn:
@@ -102,8 +104,11 @@ class SqlStore:
 
     def stock_version(self) -> Hashable | None:
         with self._watch_lock:
-            if self._watch is None:
+            if self._watch is None or self._watch_forks != forks.generation():
+                # A forked child has the parent's watch but not its thread or connection:
+                # it leaves them alone and watches for itself.
                 self._watch = self._start_watch()
+                self._watch_forks = forks.generation()
         heard = self._watch.version()
         return None if heard is None else (self._writer.changes, heard)
 
@@ -161,9 +166,9 @@ class SqlStore:
     def close(self) -> None:
         if self._lookups is not None:
             self._lookups.close()
-        if self._watch is not None:
+        if self._watch is not None and self._watch_forks == forks.generation():
             self._watch.close()
-            self._watch = None
+        self._watch = None
         self._writer.close()
         self.engine.dispose()
 

@@ -29,12 +29,13 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, Generic, TypeVar
 
 from stockguard.domain.errors import Unavailable
+from stockguard.stores.sql import forks
 from stockguard.stores.sql.engines import Backend
 
 T = TypeVar("T")
@@ -48,12 +49,6 @@ MAX_ATTEMPTS = 5
 # Decides the requests of a batch's works in one statement (atomic by itself, in
 # autocommit): one answer per request, in order.
 DecideTogether = Callable[[Any, list[Any]], list[Any]]
-
-
-# Forks this process has been through (a child counts its parent's and one more):
-# cheaper to compare on every submit than asking the kernel for the pid.
-_forks_seen = [0]
-os.register_at_fork(after_in_child=lambda: _forks_seen.__setitem__(0, _forks_seen[0] + 1))
 
 
 @dataclass(eq=False)
@@ -85,7 +80,7 @@ class Writer:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
-        self._forks = -1  # the process generation the thread belongs to (see _forks_seen)
+        self._forks = -1  # the process generation the thread belongs to (forks.generation)
         self._lock_file: IO[bytes] | None = None
         # Committed batches in which some work ran statements of its own (not
         # only answers decided together): what this process changed, and when.
@@ -109,13 +104,13 @@ class Writer:
 
     def _ensure_thread(self) -> None:
         # A forked child inherits the writer object but not its thread.
-        if self._thread is not None and self._forks == _forks_seen[0]:
+        if self._thread is not None and self._forks == forks.generation():
             return
         with self._start_lock:
-            if self._thread is None or self._forks != _forks_seen[0]:
+            if self._thread is None or self._forks != forks.generation():
                 self._queue = queue.SimpleQueue()
                 self._pid = os.getpid()
-                self._forks = _forks_seen[0]
+                self._forks = forks.generation()
                 self._thread = threading.Thread(target=self._loop, name="stockguard-writer", daemon=True)
                 self._thread.start()
 
@@ -133,7 +128,7 @@ class Writer:
             except BaseException as error:  # the connection itself failed
                 for work in batch:
                     if not work.future.done():
-                        work.future.set_exception(_unavailable(error))
+                        _settle(work.future, False, _unavailable(error))
                 if connection is not None:
                     connection.invalidate()
                     connection.close()
@@ -180,10 +175,7 @@ class Writer:
                     cursor.execute("ROLLBACK")
                 raise
         for work, ok, value, _ in results:
-            if ok:
-                work.future.set_result(value)
-            else:
-                work.future.set_exception(value)
+            _settle(work.future, ok, value)
 
     def _settle_decided(self, cursor: Any, batch: list[_Work[Any]]) -> list[tuple[_Work[Any], Any]]:
         """Decide the batch's requests in one statement and answer every work that needs no more.
@@ -199,10 +191,10 @@ class Writer:
             return [(work, None) for work in batch]
         try:
             decided = self._decide_together(cursor, [work.request for work in asking])
-        except Exception as error:
-            if self._is_store_error(error):
-                return [(work, None) for work in batch]  # e.g. another process raced an insert: one by one
-            raise
+        except Exception:
+            # Nothing was applied (one statement in autocommit): every work runs on its
+            # own and meets its own answer, e.g. after another process raced an insert.
+            return [(work, None) for work in batch]
         answers = dict(zip(asking, decided, strict=True))
         left: list[tuple[_Work[Any], Any]] = []
         for work in batch:
@@ -215,9 +207,9 @@ class Writer:
             except _NeedsTransaction:
                 left.append((work, answer))
             except Exception as error:
-                work.future.set_exception(error)
+                _settle(work.future, False, error)
             else:
-                work.future.set_result(value)
+                _settle(work.future, True, value)
         return left
 
     def _run_one(self, cursor: Any, work: _Work[Any], answer: Any) -> tuple[_Work[Any], bool, Any, bool]:
@@ -315,6 +307,19 @@ class _SavepointCursor:
         if self.opened:
             self._cursor.execute("ROLLBACK TO work")
             self._cursor.execute("RELEASE work")
+
+
+def _settle(future: Future[Any], ok: bool, value: Any) -> None:
+    """Answer a caller; one who cancelled its future no longer listens, and the rest still hear."""
+    if future.cancelled():
+        return
+    try:
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+    except InvalidStateError:
+        pass  # cancelled meanwhile
 
 
 def _unavailable(error: BaseException) -> Unavailable:
