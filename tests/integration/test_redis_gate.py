@@ -125,6 +125,31 @@ def test_a_release_gives_the_tokens_back_exactly_once(gate: RedisGate) -> None:
     assert (state.tokens, state.orders, state.buyers) == (3, {}, {})
 
 
+def test_a_forgotten_order_stops_counting_for_its_buyer_and_gives_no_tokens_back(gate: RedisGate) -> None:
+    gate.load("hot", tokens=3, limit=1, live_orders=[])
+    gate.admit("hot", "o-1", "alice", 1)
+    assert gate.forget("hot", "o-1") == 1  # expired: its unit went back to the store's own stock
+    assert gate.forget("hot", "o-1") == 0
+    state = gate.state("hot")
+    assert state is not None
+    assert (state.tokens, state.orders, state.buyers) == (2, {}, {})
+    assert gate.admit("hot", "o-2", "alice", 1).decision is Decision.ADMITTED
+
+
+def test_every_change_counts_up_and_a_reload_counts_on_from_what_was_seen(gate: RedisGate) -> None:
+    gate.load("hot", tokens=5, limit=None, live_orders=[])
+    seqs = [gate.admit("hot", f"o-{n}", f"b-{n}", 1).seq or 0 for n in range(3)]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 3
+    refused = gate.admit("hot", "o-0", "b-0", 1)  # a replay changes nothing
+    assert refused.seq == seqs[-1]
+    seen = seqs[-1]
+    gate.load("hot", tokens=2, limit=None, live_orders=[], seen_seq=seen)
+    after = gate.admit("hot", "o-9", "b-9", 1).seq
+    assert after is not None
+    assert after > seen + 1
+
+
 def test_load_replaces_the_state_with_the_stores(gate: RedisGate) -> None:
     gate.load("hot", tokens=9, limit=2, live_orders=[])
     gate.admit("hot", "stale", "carol", 1)

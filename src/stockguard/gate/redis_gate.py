@@ -40,6 +40,7 @@ class Decision(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class Admission:
     decision: Decision
+    seq: int | None = None  # the gate's change count when it answered (None: unloaded)
     tokens_left: int | None = None  # after an admission, or what a sold-out gate has
     used: int | None = None  # LIMIT: the buyer's units so far
     limit: int | None = None  # LIMIT: the listing's limit
@@ -53,6 +54,7 @@ class GateState:
     tokens: int
     limit: int
     epoch: str
+    seq: int
     orders: dict[str, tuple[str, int]]  # order id -> (buyer, quantity)
     buyers: dict[str, int]
 
@@ -73,28 +75,39 @@ class RedisGate:
     def admit(self, listing_id: str, order_id: str, buyer_id: str, quantity: int) -> Admission:
         answer = self._admit(keys=self.keys(listing_id).all(), args=[order_id, buyer_id, quantity])
         decision = Decision(answer[0])
-        if decision is Decision.ADMITTED:
-            return Admission(decision, tokens_left=int(answer[1]))
-        if decision is Decision.SOLD_OUT:
-            return Admission(decision, tokens_left=int(answer[1]))
+        if decision is Decision.UNLOADED:
+            return Admission(decision)
+        seq = int(answer[1])
+        if decision in (Decision.ADMITTED, Decision.SOLD_OUT):
+            return Admission(decision, seq, tokens_left=int(answer[2]))
         if decision is Decision.LIMIT:
-            return Admission(decision, used=int(answer[1]), limit=int(answer[2]))
-        if decision is Decision.REPLAY:
-            buyer, units = answer[1].split(" ")
-            return Admission(decision, admitted_as=(buyer, int(units)))
-        return Admission(decision)
+            return Admission(decision, seq, used=int(answer[2]), limit=int(answer[3]))
+        buyer, units = answer[2].split(" ")
+        return Admission(decision, seq, admitted_as=(buyer, int(units)))
 
     def release(self, listing_id: str, order_id: str) -> int:
-        """Give an admission's tokens back (refused by the store, cancelled, expired): once only."""
-        return int(self._release(keys=self.keys(listing_id).all(), args=[order_id]))
+        """The store refused an admitted order: its tokens come back to the gate (once only)."""
+        return int(self._release(keys=self.keys(listing_id).all(), args=[order_id, "tokens"]))
+
+    def forget(self, listing_id: str, order_id: str) -> int:
+        """An admitted order ended (cancelled, expired) and its units went back to the store's
+        own stock: it stops counting for its buyer's limit, and no tokens come back (once only)."""
+        return int(self._release(keys=self.keys(listing_id).all(), args=[order_id, "forget"]))
 
     def load(
-        self, listing_id: str, tokens: int, limit: int | None, live_orders: Iterable[tuple[str, str, int]]
+        self,
+        listing_id: str,
+        tokens: int,
+        limit: int | None,
+        live_orders: Iterable[tuple[str, str, int]],
+        seen_seq: int = 0,
     ) -> str:
         """Replace the gate's state for a listing with the store's: tokens set aside for the
-        gate, the per-buyer limit, and the live orders (id, buyer, quantity). Answers the new epoch."""
+        gate, the per-buyer limit, and the live orders (id, buyer, quantity). ``seen_seq``: the
+        highest seq the caller has seen, so the new state counts on from above it. Answers
+        the new epoch."""
         epoch = secrets.token_hex(8)
-        args: list[Any] = [epoch, tokens, limit or 0]
+        args: list[Any] = [epoch, tokens, limit or 0, seen_seq + 1]
         for order_id, buyer_id, quantity in live_orders:
             args.extend((order_id, buyer_id, quantity))
         self._load(keys=self.keys(listing_id).all(), args=args)
@@ -120,4 +133,6 @@ class RedisGate:
             for order_id, admitted in self._client.hgetall(keys.orders).items()
         }
         buyers = {buyer: int(units) for buyer, units in self._client.hgetall(keys.buyers).items()}
-        return GateState(int(state["tokens"]), int(state["limit"]), state["epoch"], orders, buyers)
+        return GateState(
+            int(state["tokens"]), int(state["limit"]), state["epoch"], int(state["seq"]), orders, buyers
+        )

@@ -2,47 +2,53 @@
 (``keys.py``), so each runs atomically on a single Redis and on one node of a cluster.
 
 A listing's keys:
-  state    hash: tokens (admissions left), limit (units per buyer, 0: none), epoch (set by load)
+  state    hash: tokens (admissions left), limit (units per buyer, 0: none), epoch (set by
+           load), seq (counts every change: a Redis restored from an old snapshot answers
+           a lower one than its clients have seen)
   orders   hash: order id -> "buyer quantity" of every admitted order
   buyers   hash: buyer id -> units admitted (kept only when there is a limit)
 """
 
 # KEYS: state, orders, buyers. ARGV: order_id, buyer_id, quantity.
-# Answers {outcome, detail...}: "unloaded" (no state: load from the store first),
-# "replay" (the id was admitted; its "buyer quantity"), "limit" (used, limit),
+# Answers {outcome, seq, detail...}: "unloaded" (no state: load from the store first;
+# no seq), "replay" (the id was admitted; its "buyer quantity"), "limit" (used, limit),
 # "sold_out" (tokens left), "admitted" (tokens left).
 ADMIT = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
     return {'unloaded'}
 end
+local seq = redis.call('HGET', KEYS[1], 'seq') or '0'
 local admitted = redis.call('HGET', KEYS[2], ARGV[1])
 if admitted then
-    return {'replay', admitted}
+    return {'replay', seq, admitted}
 end
 local quantity = tonumber(ARGV[3])
 local limit = tonumber(redis.call('HGET', KEYS[1], 'limit') or '0')
 if limit > 0 then
     local used = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
     if used + quantity > limit then
-        return {'limit', tostring(used), tostring(limit)}
+        return {'limit', seq, tostring(used), tostring(limit)}
     end
 end
 local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or '0')
 if tokens < quantity then
-    return {'sold_out', tostring(tokens)}
+    return {'sold_out', seq, tostring(tokens)}
 end
 redis.call('HINCRBY', KEYS[1], 'tokens', -quantity)
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
 if limit > 0 then
     redis.call('HINCRBY', KEYS[3], ARGV[2], quantity)
 end
-return {'admitted', tostring(tokens - quantity)}
+seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+return {'admitted', tostring(seq), tostring(tokens - quantity)}
 """
 
-# KEYS: state, orders, buyers. ARGV: order_id.
-# Undo one admission (the store refused it, or it was cancelled or expired):
-# its tokens come back once, whoever asks how often. Answers the tokens given back.
+# KEYS: state, orders, buyers. ARGV: order_id, then "tokens" to give its tokens back
+# (the store refused the order: its units are still the gate's) or "forget" (the order
+# ended, cancelled or expired, and its units went back to the store's own stock).
+# Either way the order stops counting for its buyer's limit. Once only, whoever asks
+# how often: answers the units it undid (0 the second time).
 RELEASE = """
 local admitted = redis.call('HGET', KEYS[2], ARGV[1])
 if not admitted then
@@ -51,27 +57,31 @@ end
 local buyer, quantity = string.match(admitted, '^(%S+) (%d+)$')
 quantity = tonumber(quantity)
 redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'tokens', quantity)
+if ARGV[2] == 'tokens' then
+    redis.call('HINCRBY', KEYS[1], 'tokens', quantity)
+end
 local left = redis.call('HINCRBY', KEYS[3], buyer, -quantity)
 if left <= 0 then
     redis.call('HDEL', KEYS[3], buyer)
 end
+redis.call('HINCRBY', KEYS[1], 'seq', 1)
 return quantity
 """
 
-# KEYS: state, orders, buyers. ARGV: epoch, tokens, limit, then order_id, buyer_id,
-# quantity triples of the live orders the store holds for the listing.
+# KEYS: state, orders, buyers. ARGV: epoch, tokens, limit, seq (to start from: above
+# any the loader has seen, so seq never goes back across a reload), then order_id,
+# buyer_id, quantity triples of the live orders the store holds for the listing.
 # Replaces whatever the gate held for the listing, in one step.
 LOAD = """
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 local limit = tonumber(ARGV[3])
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1] .. ' ' .. ARGV[i + 2])
     if limit > 0 then
         redis.call('HINCRBY', KEYS[3], ARGV[i + 1], tonumber(ARGV[i + 2]))
     end
 end
-redis.call('HSET', KEYS[1], 'tokens', ARGV[2], 'limit', ARGV[3], 'epoch', ARGV[1])
+redis.call('HSET', KEYS[1], 'tokens', ARGV[2], 'limit', ARGV[3], 'epoch', ARGV[1], 'seq', ARGV[4])
 return 1
 """
 
