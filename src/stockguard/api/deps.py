@@ -25,18 +25,8 @@ async def caller_role(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Role:
-    return _role_of(request, None if credentials is None else credentials.credentials)
-
-
-def role_from_header(request: Request) -> Role:
-    """``caller_role`` without FastAPI's dependency machinery, for the hot path."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return _role_of(request, token if scheme.lower() == "bearer" and token else None)
-
-
-def _role_of(request: Request, token: str | None) -> Role:
     tokens: Tokens = request.app.state.tokens
-    role = None if token is None else tokens.role_of(token)
+    role = None if credentials is None else tokens.role_of(credentials.credentials)
     if role is None:
         raise ApiError(
             401, "unauthenticated", "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}

@@ -15,6 +15,7 @@ what ``/openapi.json`` documents.
 from __future__ import annotations
 
 from pydantic import ValidationError
+from starlette.datastructures import Headers
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -47,19 +48,15 @@ class FastPlacement:
 
     @staticmethod
     def _parse(scope: Scope, body: bytes) -> OrderIn | None:
-        """The order, when the request is the common case this path answers; else None."""
-        content_type: bytes | None = None
-        authorization: bytes | None = None
-        for name, value in scope["headers"]:  # the first of a repeated header counts, as in Starlette
-            if name == b"content-type" and content_type is None:
-                content_type = value
-            elif name == b"authorization" and authorization is None:
-                authorization = value
-        content_type = content_type or b""
-        authorization = authorization or b""
-        if content_type.split(b";", 1)[0].strip().lower() != b"application/json":
+        """The order, when the request is the common case this path answers; else None.
+
+        Admits only what the FastAPI route would accept too (a JSON body, a
+        ``Bearer`` token read as ``HTTPBearer`` reads it, first header wins).
+        """
+        headers = Headers(scope=scope)
+        if headers.get("content-type", "").split(";", 1)[0].strip().lower() != "application/json":
             return None
-        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        scheme, _, token = headers.get("authorization", "").partition(" ")
         tokens: Tokens = scope["app"].state.tokens
         if scheme.lower() != "bearer" or not token or tokens.role_of(token) is None:
             return None
