@@ -75,8 +75,7 @@ class OrderService(ServiceBase):
         parsed = parse_lines(lines)
         now = self.clock()
         request = PlaceRequest(order_id, buyer_id, parsed, now)
-        listing_ids = [line.listing_id for line in parsed]
-        if self._sold_out.suspects_any(listing_ids):
+        if self._sold_out.suspects_any(line.listing_id for line in parsed):
             # Taken before any read: whatever changes after it makes a proof void.
             version = self.store.stock_version()
             refused = self._sold_out.refusing(parsed, version, now)
@@ -87,17 +86,16 @@ class OrderService(ServiceBase):
 
     def _submit(self, request: PlaceRequest) -> Future[Placement]:
         future = self.store.submit(lambda tx: self._place(tx, request), placing=request)
-        listing_ids = [line.listing_id for line in request.lines]
-        future.add_done_callback(lambda done: self._learn_sold_out(done, listing_ids))
+        future.add_done_callback(lambda done: self._learn_sold_out(done, request))
         return future
 
-    def _learn_sold_out(self, done: Future[Placement], listing_ids: list[str]) -> None:
+    def _learn_sold_out(self, done: Future[Placement], request: PlaceRequest) -> None:
         if done.cancelled():
             return  # the caller stopped listening; the outcome tells nothing here
         if isinstance(done.exception(), SoldOut):
-            self._sold_out.suspect(listing_ids)
+            self._sold_out.suspect(line.listing_id for line in request.lines)
         else:
-            self._sold_out.clear(listing_ids)
+            self._sold_out.clear(line.listing_id for line in request.lines)
 
     def _refuse_unless_replayed(self, request: PlaceRequest, refused: OrderLine) -> Future[Placement]:
         """A standing proof refuses the order, unless its id is a replay, which answers with its order.

@@ -54,7 +54,7 @@ class OrderLookups:
     def _loop(self) -> None:
         connection = None
         while True:
-            waiting = self._next()
+            waiting = forks.take_waiting(self._queue, MAX_IDS)
             if waiting is None:
                 break
             try:
@@ -74,22 +74,6 @@ class OrderLookups:
                 future.set_result(order_id in found)
         if connection is not None:
             connection.close()
-
-    def _next(self) -> list[tuple[str, Future[bool]]] | None:
-        first = self._queue.get()
-        if first is None:
-            return None
-        waiting = [first]
-        while len(waiting) < MAX_IDS:
-            try:
-                more = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                self._queue.put(None)  # stop after answering these
-                break
-            waiting.append(more)
-        return waiting
 
     @staticmethod
     def _look_up(connection: Any, order_ids: list[str]) -> set[str]:

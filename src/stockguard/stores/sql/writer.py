@@ -25,7 +25,6 @@ when it runs a statement of its own.
 from __future__ import annotations
 
 import fcntl
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -79,7 +78,6 @@ class Writer:
         self._queue: queue.SimpleQueue[_Work[Any] | None] = queue.SimpleQueue()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._pid = 0
         self._forks = -1  # the process generation the thread belongs to (forks.generation)
         self._lock_file: IO[bytes] | None = None
         # Committed batches in which some work ran statements of its own (not
@@ -97,7 +95,7 @@ class Writer:
         return work.future
 
     def close(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None and self._forks == forks.generation():
             self._queue.put(None)
             self._thread.join()
         self._thread = None
@@ -109,7 +107,6 @@ class Writer:
         with self._start_lock:
             if self._thread is None or self._forks != forks.generation():
                 self._queue = queue.SimpleQueue()
-                self._pid = os.getpid()
                 self._forks = forks.generation()
                 self._thread = threading.Thread(target=self._loop, name="stockguard-writer", daemon=True)
                 self._thread.start()
@@ -118,7 +115,7 @@ class Writer:
         connection = None
         self._lock_file = None if self._lock_path is None else open(self._lock_path, "a+b")  # noqa: SIM115
         while True:
-            batch = self._next_batch()
+            batch = forks.take_waiting(self._queue, MAX_BATCH)
             if batch is None:
                 break
             try:
@@ -139,22 +136,6 @@ class Writer:
             connection.close()
         if self._lock_file is not None:
             self._lock_file.close()
-
-    def _next_batch(self) -> list[_Work[Any]] | None:
-        first = self._queue.get()
-        if first is None:
-            return None
-        batch = [first]
-        while len(batch) < MAX_BATCH:
-            try:
-                work = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if work is None:
-                self._queue.put(None)  # stop after this batch
-                break
-            batch.append(work)
-        return batch
 
     def _run_batch(self, connection: Any, batch: list[_Work[Any]]) -> None:
         cursor = connection.cursor()
