@@ -17,6 +17,7 @@ from typing import Annotated
 
 import psycopg
 import typer
+from redis import RedisError
 from rich.console import Console
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -130,6 +131,12 @@ def check(
 @app.command()
 def serve(
     db: Annotated[str | None, typer.Option(help="Store URL. Default: stockguard-data/stockguard.db.")] = None,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            help="Put the flash-sale gate in front of the store: redis://host:port (a cluster node works)."
+        ),
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on. Default: 127.0.0.1.")] = None,
     port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port. Default: 8000.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, max=64, help="Worker processes. Default: 1.")] = None,
@@ -144,6 +151,7 @@ def serve(
 
     chosen = {
         "db": db,
+        "redis": redis,
         "host": host,
         "port": port,
         "workers": workers,
@@ -153,7 +161,7 @@ def serve(
     }
     try:
         run({key: value for key, value in chosen.items() if value is not None}, out)
-    except (ValueError, SchemaOutOfDate) as error:
+    except (ValueError, SchemaOutOfDate, RedisError) as error:
         err.print(f"[bold red]cannot start:[/] {error}")
         raise typer.Exit(2) from None
 

@@ -19,7 +19,9 @@ import pytest
 import redis
 
 from redis_cluster import LocalCluster
-from stockguard.gate import Decision, RedisGate
+from stockguard.domain.model import LiveLine
+from stockguard.gate import AdmitRequest, RedisGate
+from stockguard.service.admission import Admission, Decision
 
 REDIS_URL = os.environ.get("STOCKGUARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -72,7 +74,7 @@ def test_an_unloaded_listing_admits_nobody(gate: RedisGate) -> None:
 
 
 def test_racing_buyers_get_exactly_the_tokens(gate: RedisGate) -> None:
-    gate.load("hot", tokens=25, limit=None, live_orders=[])
+    gate.load("hot", tokens=25, limit=None, live=[])
     decisions: list[Decision] = []
     lock = threading.Lock()
 
@@ -94,7 +96,7 @@ def test_racing_buyers_get_exactly_the_tokens(gate: RedisGate) -> None:
 
 
 def test_a_replayed_order_id_is_admitted_once(gate: RedisGate) -> None:
-    gate.load("hot", tokens=5, limit=None, live_orders=[])
+    gate.load("hot", tokens=5, limit=None, live=[])
     assert gate.admit("hot", "o-1", "alice", 2).tokens_left == 3
     again = gate.admit("hot", "o-1", "alice", 2)
     assert again.decision is Decision.REPLAY
@@ -105,7 +107,7 @@ def test_a_replayed_order_id_is_admitted_once(gate: RedisGate) -> None:
 
 
 def test_the_per_buyer_limit_counts_every_admission_of_the_buyer(gate: RedisGate) -> None:
-    gate.load("hot", tokens=10, limit=2, live_orders=[])
+    gate.load("hot", tokens=10, limit=2, live=[])
     assert gate.admit("hot", "o-1", "alice", 1).decision is Decision.ADMITTED
     assert gate.admit("hot", "o-2", "alice", 1).decision is Decision.ADMITTED
     refused = gate.admit("hot", "o-3", "alice", 1)
@@ -116,7 +118,7 @@ def test_the_per_buyer_limit_counts_every_admission_of_the_buyer(gate: RedisGate
 
 
 def test_a_release_gives_the_tokens_back_exactly_once(gate: RedisGate) -> None:
-    gate.load("hot", tokens=3, limit=1, live_orders=[])
+    gate.load("hot", tokens=3, limit=1, live=[])
     gate.admit("hot", "o-1", "alice", 1)
     assert gate.release("hot", "o-1") == 1
     assert gate.release("hot", "o-1") == 0
@@ -126,7 +128,7 @@ def test_a_release_gives_the_tokens_back_exactly_once(gate: RedisGate) -> None:
 
 
 def test_a_forgotten_order_stops_counting_for_its_buyer_and_gives_no_tokens_back(gate: RedisGate) -> None:
-    gate.load("hot", tokens=3, limit=1, live_orders=[])
+    gate.load("hot", tokens=3, limit=1, live=[])
     gate.admit("hot", "o-1", "alice", 1)
     assert gate.forget("hot", "o-1") == 1  # expired: its unit went back to the store's own stock
     assert gate.forget("hot", "o-1") == 0
@@ -137,24 +139,24 @@ def test_a_forgotten_order_stops_counting_for_its_buyer_and_gives_no_tokens_back
 
 
 def test_every_change_counts_up_and_a_reload_counts_on_from_what_was_seen(gate: RedisGate) -> None:
-    gate.load("hot", tokens=5, limit=None, live_orders=[])
+    gate.load("hot", tokens=5, limit=None, live=[])
     seqs = [gate.admit("hot", f"o-{n}", f"b-{n}", 1).seq or 0 for n in range(3)]
     assert seqs == sorted(seqs)
     assert len(set(seqs)) == 3
     refused = gate.admit("hot", "o-0", "b-0", 1)  # a replay changes nothing
     assert refused.seq == seqs[-1]
     seen = seqs[-1]
-    gate.load("hot", tokens=2, limit=None, live_orders=[], seen_seq=seen)
+    gate.load("hot", tokens=2, limit=None, live=[], seen_seq=seen)
     after = gate.admit("hot", "o-9", "b-9", 1).seq
     assert after is not None
     assert after > seen + 1
 
 
 def test_load_replaces_the_state_with_the_stores(gate: RedisGate) -> None:
-    gate.load("hot", tokens=9, limit=2, live_orders=[])
+    gate.load("hot", tokens=9, limit=2, live=[])
     gate.admit("hot", "stale", "carol", 1)
     first = gate.state("hot")
-    epoch = gate.load("hot", tokens=4, limit=2, live_orders=[("o-1", "alice", 2), ("o-2", "bob", 1)])
+    epoch = gate.load("hot", tokens=4, limit=2, live=[LiveLine("o-1", "alice", 2), LiveLine("o-2", "bob", 1)])
     state = gate.state("hot")
     assert state is not None
     assert first is not None
@@ -167,24 +169,55 @@ def test_load_replaces_the_state_with_the_stores(gate: RedisGate) -> None:
 
 
 def test_a_gate_that_lost_its_keys_admits_nobody_until_loaded_again(gate: RedisGate, client: Any) -> None:
-    gate.load("hot", tokens=5, limit=None, live_orders=[])
+    gate.load("hot", tokens=5, limit=None, live=[])
     client.delete(*gate.keys("hot").all())  # as a Redis that came back empty
     assert gate.admit("hot", "o-1", "alice", 1).decision is Decision.UNLOADED
-    assert gate.add_tokens("hot", 5) is None  # nothing is topped up on an unloaded gate
-    gate.load("hot", tokens=1, limit=None, live_orders=[])
+    assert gate.bound_tokens("hot", at_least=5) is None  # nothing changes on an unloaded gate
+    gate.load("hot", tokens=1, limit=None, live=[])
     assert gate.admit("hot", "o-1", "alice", 1).decision is Decision.ADMITTED
 
 
-def test_tokens_are_topped_up_and_taken_back(gate: RedisGate) -> None:
-    gate.load("hot", tokens=2, limit=None, live_orders=[])
-    assert gate.add_tokens("hot", 3) == 5
+def test_tokens_are_bounded_from_above_and_below_by_what_the_store_has(gate: RedisGate) -> None:
+    gate.load("hot", tokens=2, limit=None, live=[])
+    assert gate.bound_tokens("hot", at_least=5) == 5  # a restock the gate had not seen
+    assert gate.bound_tokens("hot", at_least=3) == 5  # never lowered by an "at least"
     gate.admit("hot", "o-1", "alice", 1)
-    assert gate.take_back("hot", 10) == 4  # only what is left
-    assert gate.admit("hot", "o-2", "bob", 1).decision is Decision.SOLD_OUT
+    assert gate.bound_tokens("hot", at_most=1) == 1  # the store refused for stock: fewer tokens
+    assert gate.bound_tokens("hot", at_most=4) == 1
+    gate.admit("hot", "o-2", "bob", 1)
+    assert gate.admit("hot", "o-3", "carol", 1).decision is Decision.SOLD_OUT
+
+
+def test_many_admissions_in_one_pipeline_answer_each_as_alone(gate: RedisGate, client: Any) -> None:
+    gate.load("hot", tokens=3, limit=1, live=[])
+    gate.load("other", tokens=1, limit=None, live=[])
+    client.script_flush()  # the pipeline meets NOSCRIPT and asks those again on their own
+    answers = gate.admit_many(
+        [
+            AdmitRequest("hot", "o-1", "alice", 1),
+            AdmitRequest("hot", "o-1", "alice", 1),
+            AdmitRequest("hot", "o-2", "alice", 1),
+            AdmitRequest("other", "o-3", "bob", 1),
+            AdmitRequest("other", "o-4", "carol", 1),
+            AdmitRequest("unknown", "o-5", "dan", 1),
+        ]
+    )
+    decisions = [answer.decision for answer in answers if isinstance(answer, Admission)]
+    assert decisions == [
+        Decision.ADMITTED,
+        Decision.REPLAY,
+        Decision.LIMIT,
+        Decision.ADMITTED,
+        Decision.SOLD_OUT,
+        Decision.UNLOADED,
+    ]
+    assert gate.admit_many([AdmitRequest("hot", "o-6", "bob", 1)])[0] == Admission(
+        Decision.ADMITTED, seq=3, tokens_left=1
+    )
 
 
 def test_scripts_flushed_from_the_server_are_loaded_again(gate: RedisGate, client: Any) -> None:
-    gate.load("hot", tokens=2, limit=None, live_orders=[])
+    gate.load("hot", tokens=2, limit=None, live=[])
     client.script_flush()  # as after a restart or a failover: EVALSHA answers NOSCRIPT
     assert gate.admit("hot", "o-1", "alice", 1).decision is Decision.ADMITTED
 
@@ -204,7 +237,7 @@ def test_listings_spread_over_the_cluster_each_decide_on_their_node(
     masters = {cluster.master_of(gate.keys(listing).state) for listing in listings}
     assert len(masters) >= 2
     for listing in listings:
-        gate.load(listing, tokens=3, limit=None, live_orders=[])
+        gate.load(listing, tokens=3, limit=None, live=[])
     for listing in listings:
         decisions = [gate.admit(listing, f"{listing}-o-{n}", f"b-{n}", 1).decision for n in range(5)]
         assert Counter(decisions) == {Decision.ADMITTED: 3, Decision.SOLD_OUT: 2}
@@ -214,7 +247,7 @@ def test_the_gate_goes_on_after_its_master_is_killed_and_a_replica_promoted(
     cluster: LocalCluster, cluster_gate: tuple[RedisGate, Any]
 ) -> None:
     gate, client = cluster_gate
-    gate.load("hot", tokens=10, limit=2, live_orders=[])
+    gate.load("hot", tokens=10, limit=2, live=[])
     for n in range(4):
         assert gate.admit("hot", f"o-{n}", f"buyer-{n}", 1).decision is Decision.ADMITTED
     master = cluster.master_of(gate.keys("hot").state)

@@ -31,13 +31,14 @@ def run(overrides: dict[str, Any], console: Console) -> None:
             console.print(f"admin token:      {tokens.admin}")
             console.print(f"storefront token: {tokens.storefront}")
             console.print(f"(kept in {settings.data_dir / 'tokens.json'}, readable by its owner only)")
-    # Migrate (SQLite) once, before workers race to open the store.
-    connect(settings.db_url).store.close()
+    # Migrate (SQLite) once, before workers race to open the store; reach the gate's Redis
+    # and report its persistence settings once.
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    connect(settings.db_url, redis_url=settings.redis, redis_prefix=settings.redis_prefix).close()
     if settings.workers > 1:
         # Each worker writes its counters to files that /metrics adds up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="stockguard-metrics-")
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     uvicorn.run(
         APP,
         factory=True,

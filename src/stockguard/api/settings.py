@@ -16,6 +16,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = DATA_DIR
     db: str | None = None  # default: a SQLite file in data_dir
+    # The flash-sale gate: a Redis URL (one server, or any node of a Redis Cluster). None: no gate.
+    redis: str | None = None
+    redis_prefix: str = "sg"  # the gate's keys start with it: one prefix per store sharing a Redis
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)

@@ -161,6 +161,15 @@ class Order:
         return self.status in HOLDING_STATUSES
 
 
+@dataclass(frozen=True, slots=True)
+class LiveLine:
+    """A line of an order that counts against its buyer's limit."""
+
+    order_id: str
+    buyer_id: str
+    quantity: int
+
+
 # Orders in these states count against per-buyer limits.
 LIVE_OR_PAID = frozenset({OrderStatus.PLACED, OrderStatus.RESERVED, OrderStatus.PAID, OrderStatus.SHIPPED})
 # Orders in these states hold (reserved) or have taken (committed, shipped) stock,

@@ -1,7 +1,8 @@
 """RedisGate: the listing's admissions in Redis, one atomic script call per decision.
 
-The gate holds, per listing, admission tokens (units the SQL store has set
-aside for it), the ids of the orders it admitted and, when the listing has a
+The gate holds, per listing, admission tokens (about as many as the store
+has units to sell: a token lets an order on to the store, which still
+decides), the ids of the orders it admitted and, when the listing has a
 per-buyer limit, the units each buyer was admitted. ``admit`` checks the
 order id (a replay), the buyer's limit and the tokens, and takes them, in one
 step. A gate that has no state for a listing (never loaded, or Redis came
@@ -17,34 +18,27 @@ a hash slot.
 
 from __future__ import annotations
 
-import enum
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
+from stockguard.domain.model import LiveLine
 from stockguard.gate import scripts
 from stockguard.gate.keys import ListingKeys
+from stockguard.service.admission import Admission, Decision
 
 DEFAULT_PREFIX = "sg"
 
 
-class Decision(enum.StrEnum):
-    ADMITTED = "admitted"
-    REPLAY = "replay"  # this order id was admitted before
-    LIMIT = "limit"  # the buyer's units would pass the listing's limit
-    SOLD_OUT = "sold_out"  # not enough tokens
-    UNLOADED = "unloaded"  # the gate holds nothing for the listing: load it from the store first
-
-
 @dataclass(frozen=True, slots=True)
-class Admission:
-    decision: Decision
-    seq: int | None = None  # the gate's change count when it answered (None: unloaded)
-    tokens_left: int | None = None  # after an admission, or what a sold-out gate has
-    used: int | None = None  # LIMIT: the buyer's units so far
-    limit: int | None = None  # LIMIT: the listing's limit
-    admitted_as: tuple[str, int] | None = None  # REPLAY: (buyer, quantity) first admitted
+class AdmitRequest:
+    listing_id: str
+    order_id: str
+    buyer_id: str
+    quantity: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,23 +61,55 @@ class RedisGate:
         self._admit = client.register_script(scripts.ADMIT)
         self._release = client.register_script(scripts.RELEASE)
         self._load = client.register_script(scripts.LOAD)
-        self._adjust = client.register_script(scripts.ADJUST)
+        self._bound = client.register_script(scripts.BOUND)
 
     def keys(self, listing_id: str) -> ListingKeys:
         return ListingKeys.of(self._prefix, listing_id)
 
     def admit(self, listing_id: str, order_id: str, buyer_id: str, quantity: int) -> Admission:
         answer = self._admit(keys=self.keys(listing_id).all(), args=[order_id, buyer_id, quantity])
-        decision = Decision(answer[0])
-        if decision is Decision.UNLOADED:
-            return Admission(decision)
-        seq = int(answer[1])
-        if decision in (Decision.ADMITTED, Decision.SOLD_OUT):
-            return Admission(decision, seq, tokens_left=int(answer[2]))
-        if decision is Decision.LIMIT:
-            return Admission(decision, seq, used=int(answer[2]), limit=int(answer[3]))
-        buyer, units = answer[2].split(" ")
-        return Admission(decision, seq, admitted_as=(buyer, int(units)))
+        return _admission(answer)
+
+    def admit_many(self, requests: Sequence[AdmitRequest]) -> list[Admission | redis.RedisError]:
+        """``admit`` for many orders in one round trip per node (a pipeline, not a transaction:
+        each script is atomic on its own). An answer that failed in the pipeline (NOSCRIPT, a
+        slot that moved, a dropped connection) is asked again on its own, which loads the
+        script or follows the cluster's redirection; one that fails again is its error."""
+        answers: list[Admission | redis.RedisError | None] = [None] * len(requests)
+        for node, indexes in self._by_node(requests):
+            pipeline = node.pipeline(transaction=False)
+            for i in indexes:
+                request = requests[i]
+                keys = self.keys(request.listing_id).all()
+                pipeline.evalsha(
+                    self._admit.sha, len(keys), *keys, request.order_id, request.buyer_id, request.quantity
+                )
+            try:
+                raw: list[Any] = pipeline.execute(raise_on_error=False)
+            except redis.RedisError:
+                raw = [None] * len(indexes)
+            for i, answer in zip(indexes, raw, strict=True):
+                if answer is not None and not isinstance(answer, Exception):
+                    answers[i] = _admission(answer)
+                    continue
+                request = requests[i]
+                try:
+                    answers[i] = self.admit(
+                        request.listing_id, request.order_id, request.buyer_id, request.quantity
+                    )
+                except redis.RedisError as error:
+                    answers[i] = error
+        return [answer for answer in answers if answer is not None]
+
+    def _by_node(self, requests: Sequence[AdmitRequest]) -> list[tuple[Any, list[int]]]:
+        """The requests' indexes grouped by the client that reaches their listing's node."""
+        if not isinstance(self._client, redis.RedisCluster):
+            return [(self._client, list(range(len(requests))))]
+        groups: dict[str, tuple[Any, list[int]]] = {}
+        for i, request in enumerate(requests):
+            node = self._client.get_node_from_key(self.keys(request.listing_id).state)  # type: ignore[no-untyped-call]
+            groups.setdefault(node.name, (node.redis_connection, []))[1].append(i)
+        return list(groups.values())
 
     def release(self, listing_id: str, order_id: str) -> int:
         """The store refused an admitted order: its tokens come back to the gate (once only)."""
@@ -99,7 +125,7 @@ class RedisGate:
         listing_id: str,
         tokens: int,
         limit: int | None,
-        live_orders: Iterable[tuple[str, str, int]],
+        live: Iterable[LiveLine],
         seen_seq: int = 0,
     ) -> str:
         """Replace the gate's state for a listing with the store's: tokens set aside for the
@@ -108,20 +134,28 @@ class RedisGate:
         the new epoch."""
         epoch = secrets.token_hex(8)
         args: list[Any] = [epoch, tokens, limit or 0, seen_seq + 1]
-        for order_id, buyer_id, quantity in live_orders:
-            args.extend((order_id, buyer_id, quantity))
+        for line in live:
+            args.extend((line.order_id, line.buyer_id, line.quantity))
         self._load(keys=self.keys(listing_id).all(), args=args)
         return epoch
 
-    def add_tokens(self, listing_id: str, tokens: int) -> int | None:
-        """More tokens (a new lease); the tokens now, or None for an unloaded gate."""
-        now, _ = self._adjust(keys=[self.keys(listing_id).state], args=[tokens])
-        return None if int(now) < 0 else int(now)
+    def bound_tokens(
+        self, listing_id: str, *, at_most: int | None = None, at_least: int | None = None
+    ) -> int | None:
+        """Tokens at most (the store has fewer units) or at least (it has more) so many;
+        the tokens now, or None for an unloaded gate."""
+        mode, bound = ("at_most", at_most) if at_least is None else ("at_least", at_least)
+        now = int(self._bound(keys=[self.keys(listing_id).state], args=[mode, bound]))
+        return None if now < 0 else now
 
-    def take_back(self, listing_id: str, tokens: int) -> int:
-        """Take up to ``tokens`` unused tokens out (to return them to the store); how many were taken."""
-        _, moved = self._adjust(keys=[self.keys(listing_id).state], args=[-tokens])
-        return -int(moved)
+    def publish(self, channel: str, message: str) -> None:
+        self._client.publish(f"{self._prefix}:{channel}", message)
+
+    def pubsub(self, channel: str) -> Any:
+        """A subscription to one of the gate's channels (every node of a cluster hears a publish)."""
+        subscription = self._client.pubsub(ignore_subscribe_messages=True)
+        subscription.subscribe(f"{self._prefix}:{channel}")
+        return subscription
 
     def state(self, listing_id: str) -> GateState | None:
         keys = self.keys(listing_id)
@@ -136,3 +170,16 @@ class RedisGate:
         return GateState(
             int(state["tokens"]), int(state["limit"]), state["epoch"], int(state["seq"]), orders, buyers
         )
+
+
+def _admission(answer: list[Any]) -> Admission:
+    decision = Decision(answer[0])
+    if decision is Decision.UNLOADED:
+        return Admission(decision)
+    seq = int(answer[1])
+    if decision in (Decision.ADMITTED, Decision.SOLD_OUT):
+        return Admission(decision, seq, tokens_left=int(answer[2]))
+    if decision is Decision.LIMIT:
+        return Admission(decision, seq, used=int(answer[2]), limit=int(answer[3]))
+    buyer, units = answer[2].split(" ")
+    return Admission(decision, seq, admitted_as=(buyer, int(units)))

@@ -85,16 +85,20 @@ redis.call('HSET', KEYS[1], 'tokens', ARGV[2], 'limit', ARGV[3], 'epoch', ARGV[1
 return 1
 """
 
-# KEYS: state. ARGV: tokens to add (a new lease) or to take back (negative: at most
-# what is left). Answers {tokens now, tokens moved}; nothing moves on an unloaded gate.
-ADJUST = """
-if not redis.call('HGET', KEYS[1], 'epoch') then
-    return {-1, 0}
+# KEYS: state. ARGV: "at_most" or "at_least", and a number of tokens: the tokens become
+# at most (the store has fewer units left) or at least (the store has more) that many.
+# Answers the tokens now, or -1 for an unloaded gate (nothing changes then).
+BOUND = """
+local tokens = redis.call('HGET', KEYS[1], 'tokens')
+if not redis.call('HGET', KEYS[1], 'epoch') or not tokens then
+    return -1
 end
-local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or '0')
-local delta = tonumber(ARGV[1])
-if delta < 0 and -delta > tokens then
-    delta = -tokens
+tokens = tonumber(tokens)
+local bound = tonumber(ARGV[2])
+if (ARGV[1] == 'at_most' and tokens > bound) or (ARGV[1] == 'at_least' and tokens < bound) then
+    redis.call('HSET', KEYS[1], 'tokens', bound)
+    redis.call('HINCRBY', KEYS[1], 'seq', 1)
+    return bound
 end
-return {redis.call('HINCRBY', KEYS[1], 'tokens', delta), delta}
+return tokens
 """

@@ -14,5 +14,11 @@ class Stockguard(CatalogService, OrderService, AuditService):
     processes share the data.
     """
 
+    def close(self) -> None:
+        """Stop the gate's threads (if any), then close the store."""
+        if self._gated is not None:
+            self._gated.close()
+        self.store.close()
+
 
 __all__ = ["Clock", "CountResult", "Placement", "Saved", "Shortage", "Stockguard", "utc_now"]

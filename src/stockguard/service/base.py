@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar
 
 from stockguard.domain import rules
 from stockguard.domain.errors import UnknownItem, UnknownListing, UnknownOrder
@@ -19,7 +21,11 @@ from stockguard.domain.model import (
 from stockguard.service.sold_out import SoldOutBoard
 from stockguard.stores.base import Store, Transaction
 
+if TYPE_CHECKING:
+    from stockguard.service.gated import GatedPlacement
+
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -37,6 +43,7 @@ class ServiceBase:
         self.clock = clock
         # Listings this process saw sold out: their buyers are refused off the write path.
         self._sold_out = SoldOutBoard()
+        self._gated: GatedPlacement | None = None
 
     # -- loaders used inside transactions
     @staticmethod
@@ -66,13 +73,20 @@ class ServiceBase:
         return ItemStock(item, tuple(sorted(levels, key=lambda lv: lv.warehouse)))
 
     # -- expiry, shared by the sweeper and by every read that must not see a stale hold
-    @staticmethod
-    def _expire(tx: Transaction, order: Order, now: datetime) -> Order:
+    def _expire(self, tx: Transaction, order: Order, now: datetime) -> Order:
         tx.record(rules.return_movements(order, Reason.EXPIRE, now))
         expired = replace(order, status=OrderStatus.EXPIRED, updated_at=now)
         tx.update_order(expired)
         count_sold(tx, order, -1)
+        self._ended(order)
         return expired
+
+    def _ended(self, order: Order) -> None:
+        """An order stopped counting (expired, cancelled): a gate in front of the store hears of
+        it. Told before the commit: should the transaction fail after all, the gate counts the
+        order as ended while the store still holds it, which the store's own checks make safe."""
+        if self._gated is not None:
+            self._gated.ended(order)
 
     def _sweep(self, tx: Transaction, now: datetime) -> int:
         due = tx.due_orders(now, SWEEP_BATCH)
@@ -106,3 +120,16 @@ def count_sold(tx: Transaction, order: Order, sign: int) -> None:
     """Keep each listing's sold units in step when an order starts or stops holding stock."""
     for line in order.lines:
         tx.add_sold(line.listing_id, sign * line.quantity)
+
+
+def pass_on(source: Future[T], target: Future[T]) -> None:
+    """Settle ``target`` as ``source`` settles."""
+
+    def copy(done: Future[T]) -> None:
+        error = done.exception()
+        if error is not None:
+            target.set_exception(error)
+        else:
+            target.set_result(done.result())
+
+    source.add_done_callback(copy)

@@ -25,7 +25,9 @@ from stockguard.domain.model import (
 )
 from stockguard.domain.rules import Action
 from stockguard.domain.validation import check_id, check_pairs, check_quantity
-from stockguard.service.base import ServiceBase, count_sold
+from stockguard.service.admission import AdmissionGate
+from stockguard.service.base import ServiceBase, count_sold, pass_on
+from stockguard.service.gated import GatedPlacement
 from stockguard.service.sold_out import Proof
 from stockguard.stores.base import PlaceRequest, Transaction
 
@@ -73,18 +75,28 @@ class OrderService(ServiceBase):
         check_id(order_id, "order_id")
         check_id(buyer_id, "buyer_id")
         parsed = parse_lines(lines)
-        now = self.clock()
-        request = PlaceRequest(order_id, buyer_id, parsed, now)
-        if self._sold_out.suspects_any(line.listing_id for line in parsed):
+        request = PlaceRequest(order_id, buyer_id, parsed, self.clock())
+        if self._gated is not None and len(parsed) == 1:
+            return self._gated.placing(request)
+        return self.placing_in_store(request)
+
+    def use_gate(self, gate: AdmissionGate) -> None:
+        """Put an admission gate in front of the store for single-line orders (``service.gated``)."""
+        self._gated = GatedPlacement(self, gate)
+
+    def placing_in_store(self, request: PlaceRequest) -> Future[Placement]:
+        """The placement without a gate: refused from memory or by a read when sold out, else written."""
+        if self._sold_out.suspects_any(line.listing_id for line in request.lines):
             # Taken before any read: whatever changes after it makes a proof void.
             version = self.store.stock_version()
-            refused = self._sold_out.refusing(parsed, version, now)
+            refused = self._sold_out.refusing(request.lines, version, request.now)
             if refused is not None:
-                return self._refuse_unless_replayed(request, refused)
-            self._refuse_if_read_proves_sold_out(request, version)
-        return self._submit(request)
+                return self.refuse_unless_replayed(request, refused)
+            self.refuse_if_read_proves_sold_out(request, version)
+        return self.submit(request)
 
-    def _submit(self, request: PlaceRequest) -> Future[Placement]:
+    def submit(self, request: PlaceRequest) -> Future[Placement]:
+        """Queue the placement on the store's write path."""
         future = self.store.submit(lambda tx: self._place(tx, request), placing=request)
         future.add_done_callback(lambda done: self._learn_sold_out(done, request))
         return future
@@ -97,7 +109,7 @@ class OrderService(ServiceBase):
         else:
             self._sold_out.clear(line.listing_id for line in request.lines)
 
-    def _refuse_unless_replayed(self, request: PlaceRequest, refused: OrderLine) -> Future[Placement]:
+    def refuse_unless_replayed(self, request: PlaceRequest, refused: OrderLine) -> Future[Placement]:
         """A standing proof refuses the order, unless its id is a replay, which answers with its order.
 
         One lookup of the order id. A store that answers it at once (a local
@@ -108,7 +120,7 @@ class OrderService(ServiceBase):
         exists = self.store.order_exists(request.order_id)
         if exists.done():
             if exists.result():
-                return self._submit(request)
+                return self.submit(request)
             raise refusal
         answer: Future[Placement] = Future()
 
@@ -117,37 +129,40 @@ class OrderService(ServiceBase):
             if error is not None:
                 answer.set_exception(error)
             elif looked_up.result():
-                _pass_on(self._submit(request), answer)
+                pass_on(self.submit(request), answer)
             else:
                 answer.set_exception(refusal)
 
         exists.add_done_callback(on_lookup)
         return answer
 
-    def _refuse_if_read_proves_sold_out(self, request: PlaceRequest, version: Hashable | None) -> None:
+    def refuse_if_read_proves_sold_out(
+        self, request: PlaceRequest, version: Hashable | None
+    ) -> dict[str, int] | None:
         """Raise SoldOut when a read alone proves the order cannot get stock, and leave a proof.
 
         The refusal is as true as a locked one: at the moment of the read the
         stock was not there. Anything that could change the answer (a replay of
         a placed order, holds waiting to expire, an unknown listing) goes on to
-        the write path instead.
+        the write path instead. Answers the units found sellable per listing
+        (None: the read could not tell).
         """
         lines, now = request.lines, request.now
         with self.store.read() as tx:
             if tx.order(request.order_id) is not None or tx.has_due(now):
-                return
+                return None
             until = tx.next_expiry()
             sellable: dict[str, int] = {}
             for line in lines:
                 listing = tx.listing(line.listing_id)
                 if listing is None:
-                    return
+                    return None
                 levels = tx.levels([c.sku for c in listing.components])
                 sellable[line.listing_id] = rules.sellable(listing, levels, tx.sold(listing.listing_id))
         refused = next((line for line in lines if sellable[line.listing_id] < line.quantity), None)
         if refused is None:
             self._sold_out.clear(sellable)
-            return
+            return sellable
         if version is not None:
             for listing_id, units in sellable.items():
                 self._sold_out.prove(listing_id, Proof(version, units, until))
@@ -270,6 +285,7 @@ class OrderService(ServiceBase):
             tx.record(rules.return_movements(order, Reason.CANCEL, now))
             if order.holds_stock:  # an expired or placed order holds nothing to give back
                 count_sold(tx, order, -1)
+            self._ended(order)
         ended = replace(order, status=rules.TARGET[action], updated_at=now)
         tx.update_order(ended)
         return ended
@@ -291,19 +307,6 @@ class OrderService(ServiceBase):
         if rules.is_due(order, now):
             return self._expire(tx, order, now)
         return order
-
-
-def _pass_on(source: Future[Placement], target: Future[Placement]) -> None:
-    """Settle ``target`` as ``source`` settles."""
-
-    def copy(done: Future[Placement]) -> None:
-        error = done.exception()
-        if error is not None:
-            target.set_exception(error)
-        else:
-            target.set_result(done.result())
-
-    source.add_done_callback(copy)
 
 
 def _one_deduction(listings: Iterable[Listing]) -> Deduction:

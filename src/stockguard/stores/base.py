@@ -21,6 +21,7 @@ from stockguard.domain.model import (
     Item,
     Level,
     Listing,
+    LiveLine,
     Movement,
     Order,
     OrderLine,
@@ -83,6 +84,10 @@ class Transaction(Protocol):
 
     def buyer_units(self, buyer_id: str, listing_id: str) -> int:
         """Units of the listing in the buyer's placed, reserved, paid and shipped orders."""
+        ...
+
+    def live_lines(self, listing_id: str) -> list[LiveLine]:
+        """The lines for this listing of every order counting against its buyer's limit."""
         ...
 
     def sold(self, listing_id: str) -> int:

@@ -22,6 +22,7 @@ from stockguard.domain.model import (
     Item,
     Level,
     Listing,
+    LiveLine,
     Movement,
     Order,
     OrderStatus,
@@ -166,6 +167,15 @@ class MemoryTransaction:
 
     def buyer_units(self, buyer_id: str, listing_id: str) -> int:
         return self._data.buyer_units.get((buyer_id, listing_id), 0)
+
+    def live_lines(self, listing_id: str) -> list[LiveLine]:
+        return [
+            LiveLine(order.order_id, order.buyer_id, line.quantity)
+            for order in self._data.orders.values()
+            if order.status in LIVE_OR_PAID
+            for line in order.lines
+            if line.listing_id == listing_id
+        ]
 
     def sold(self, listing_id: str) -> int:
         return self._data.sold.get(listing_id, 0)

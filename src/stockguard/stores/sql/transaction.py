@@ -28,6 +28,7 @@ from stockguard.domain.model import (
     Item,
     Level,
     Listing,
+    LiveLine,
     Movement,
     Order,
     OrderLine,
@@ -71,6 +72,11 @@ _LIVE = ", ".join(f"'{s.value}'" for s in sorted(LIVE_OR_PAID))
 _BUYER_UNITS = (
     "SELECT COALESCE(SUM(ol.quantity), 0) FROM order_lines ol JOIN orders o ON o.order_id = ol.order_id "
     f"WHERE ol.buyer_id = :buyer_id AND ol.listing_id = :listing_id AND o.status IN ({_LIVE})"
+)
+_LIVE_LINES = (
+    "SELECT ol.order_id, ol.buyer_id, ol.quantity "
+    "FROM order_lines ol JOIN orders o ON o.order_id = ol.order_id "
+    f"WHERE ol.listing_id = :listing_id AND o.status IN ({_LIVE}) ORDER BY ol.order_id"
 )
 _DUE = (
     f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'reserved' AND expires_at <= :now "
@@ -321,6 +327,9 @@ class SqlTransaction:
 
     def buyer_units(self, buyer_id: str, listing_id: str) -> int:
         return int(self._one(_BUYER_UNITS, {"buyer_id": buyer_id, "listing_id": listing_id})[0])
+
+    def live_lines(self, listing_id: str) -> list[LiveLine]:
+        return [LiveLine(r[0], r[1], int(r[2])) for r in self._all(_LIVE_LINES, {"listing_id": listing_id})]
 
     def sold(self, listing_id: str) -> int:
         row = self._one("SELECT sold FROM listings WHERE listing_id = :id", {"id": listing_id})

@@ -1,0 +1,163 @@
+"""GateClient: the gate as the service uses it, without blocking the caller on Redis.
+
+Callers queue their calls and get futures; one thread takes every call
+waiting and sends the admissions in one pipeline per node, so a burst of
+buyers costs one round trip, not one each. Calls that only tell the gate
+something (a release, a forgotten order, a new bound on tokens, a sold-out
+announcement) go first in each batch, in the order they were made, so an
+admission queued after them sees their effect.
+
+It also notices a Redis that went back in time: every answer carries the
+listing's change count (``seq``), and an answer below the highest this
+process has seen comes from a server restored from an old snapshot. Such a
+gate's state cannot be trusted; its answer becomes ``unloaded``, and the
+service loads the listing again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from stockguard.domain.errors import Unavailable
+from stockguard.domain.model import LiveLine
+from stockguard.gate.redis_gate import AdmitRequest, RedisGate
+from stockguard.service.admission import Admission, Decision
+from stockguard.stores.sql.forks import take_waiting
+
+log = logging.getLogger("stockguard.gate")
+
+MAX_BATCH = 256
+SOLD_OUT_CHANNEL = "sold-out"
+
+
+@dataclass(frozen=True, slots=True)
+class _Admit:
+    request: AdmitRequest
+    future: Future[Admission]
+
+
+# A call that only tells the gate something: run in order, failures logged.
+_Tell = Callable[[RedisGate], object]
+
+
+class GateClient:
+    def __init__(self, gate: RedisGate) -> None:
+        self._gate = gate
+        self._queue: queue.SimpleQueue[_Admit | _Tell | None] = queue.SimpleQueue()
+        self._seen: dict[str, int] = {}  # listing -> the highest seq answered
+        self._thread = threading.Thread(target=self._loop, name="stockguard-gate", daemon=True)
+        self._thread.start()
+        self._listeners: list[Callable[[str], None]] = []
+        self._subscriber: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    # -- AdmissionGate
+    def admit(self, listing_id: str, order_id: str, buyer_id: str, quantity: int) -> Future[Admission]:
+        future: Future[Admission] = Future()
+        self._queue.put(_Admit(AdmitRequest(listing_id, order_id, buyer_id, quantity), future))
+        return future
+
+    def release(self, listing_id: str, order_id: str) -> None:
+        self._queue.put(lambda gate: gate.release(listing_id, order_id))
+
+    def forget(self, listing_id: str, order_id: str) -> None:
+        self._queue.put(lambda gate: gate.forget(listing_id, order_id))
+
+    def cap_tokens(self, listing_id: str, at_most: int) -> None:
+        self._queue.put(lambda gate: gate.bound_tokens(listing_id, at_most=at_most))
+
+    def raise_tokens(self, listing_id: str, at_least: int) -> None:
+        self._queue.put(lambda gate: gate.bound_tokens(listing_id, at_least=at_least))
+
+    def announce_sold_out(self, listing_id: str) -> None:
+        self._queue.put(lambda gate: gate.publish(SOLD_OUT_CHANNEL, listing_id))
+
+    def load(self, listing_id: str, tokens: int, limit: int | None, live: Iterable[LiveLine]) -> None:
+        """Synchronous: the caller loads from a thread of its own, and waits for Redis."""
+        seen = self._seen.get(listing_id, 0)
+        self._gate.load(listing_id, tokens, limit, live, seen_seq=seen)
+        self._saw(listing_id, seen + 1)
+        log.info('{"gate_loaded": "%s", "tokens": %d}', listing_id, tokens)
+
+    def on_sold_out_elsewhere(self, listener: Callable[[str], None]) -> None:
+        self._listeners.append(listener)
+        if self._subscriber is None:
+            self._subscriber = threading.Thread(target=self._listen, name="stockguard-gate-sub", daemon=True)
+            self._subscriber.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+        if self._subscriber is not None:
+            self._subscriber.join(timeout=5)
+
+    # -- the thread
+    def _loop(self) -> None:
+        while True:
+            batch: list[_Admit | _Tell] | None = take_waiting(self._queue, MAX_BATCH)
+            if batch is None:
+                return
+            admits: list[_Admit] = []
+            for call in batch:
+                if isinstance(call, _Admit):
+                    admits.append(call)
+                    continue
+                try:
+                    call(self._gate)
+                except redis.RedisError as error:
+                    # The gate may now be off by this call: the store still decides every
+                    # order, and `stockguard check` reports what drifted.
+                    log.warning("gate call failed: %s", error)
+            if admits:
+                self._admit_all(admits)
+
+    def _admit_all(self, admits: list[_Admit]) -> None:
+        try:
+            answers = self._gate.admit_many([call.request for call in admits])
+        except redis.RedisError as error:  # e.g. no node of a cluster reachable to route by
+            answers = [error] * len(admits)
+        for call, answer in zip(admits, answers, strict=True):
+            if isinstance(answer, redis.RedisError):
+                call.future.set_exception(Unavailable(f"the gate is unreachable: {answer}"))
+            else:
+                call.future.set_result(self._trusted(call.request.listing_id, answer))
+
+    def _trusted(self, listing_id: str, admission: Admission) -> Admission:
+        if admission.seq is None:
+            return admission
+        seen = self._seen.get(listing_id, 0)
+        if admission.seq < seen:
+            log.warning('{"gate_stale": "%s", "seq": %d, "seen": %d}', listing_id, admission.seq, seen)
+            return Admission(Decision.UNLOADED)
+        self._saw(listing_id, admission.seq)
+        return admission
+
+    def _saw(self, listing_id: str, seq: int) -> None:
+        if seq > self._seen.get(listing_id, 0):
+            self._seen[listing_id] = seq
+
+    def _listen(self) -> None:
+        subscription: Any = None
+        while not self._closed.is_set():
+            try:
+                if subscription is None:
+                    subscription = self._gate.pubsub(SOLD_OUT_CHANNEL)
+                message = subscription.get_message(timeout=0.5)
+            except redis.RedisError:
+                subscription = None  # subscribe again once Redis answers
+                self._closed.wait(0.5)
+                continue
+            if message is not None and message.get("type") == "message":
+                for listener in self._listeners:
+                    listener(str(message["data"]))
+        if subscription is not None:
+            subscription.close()

@@ -1,0 +1,178 @@
+"""Placement behind an admission gate: the gate answers the flood, the store decides the rest.
+
+For a single-line order the gate is asked first (``service.admission``):
+
+- ``limit``: refused at once, the store never sees the buyer.
+- ``sold_out``: the gate has no tokens. A standing sold-out proof refuses at
+  once; else one read of the store tells: nothing left proves the listing
+  sold out (every process is told, and refuses from memory), units left mean
+  the gate fell behind (a restock, a hold that ended) and gets tokens again.
+- ``admitted``: the store places the order by its own rules, so a gate that is
+  ahead of the store (restored from an old snapshot, or behind a sale on a
+  listing sharing its items) cannot oversell: the store refuses, and the gate
+  learns (tokens capped, the order forgotten).
+- ``replay``: the store answers the order as it is.
+- ``unloaded``, or no answer: the listing is loaded from the store in the
+  background, and meanwhile the order takes the path without a gate.
+
+A gate order's end (cancel, expiry) gives its tokens back to the gate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from stockguard.domain import rules
+from stockguard.domain.errors import LimitExceeded, SoldOut, StockguardError
+from stockguard.domain.model import Order
+from stockguard.service.admission import Admission, AdmissionGate, Decision
+from stockguard.service.base import pass_on
+from stockguard.service.sold_out import Proof
+from stockguard.stores.base import PlaceRequest
+
+if TYPE_CHECKING:
+    from stockguard.service.orders import OrderService, Placement
+
+log = logging.getLogger("stockguard.gate")
+
+# How long another process's sold-out announcement refuses buyers here without a
+# look at the gate. It is bounded because the announcement and a restock travel
+# different roads and may arrive in either order; after it, this process asks
+# the gate (and, when the gate has nothing, reads the store) for itself.
+ANNOUNCED_SOLD_OUT_TRUST = timedelta(seconds=1)
+
+
+class GatedPlacement:
+    def __init__(self, orders: OrderService, gate: AdmissionGate) -> None:
+        self._orders = orders
+        self._gate = gate
+        self._loading: set[str] = set()
+        self._loading_lock = threading.Lock()
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockguard-gate-load")
+        gate.on_sold_out_elsewhere(self._sold_out_elsewhere)
+
+    def placing(self, request: PlaceRequest) -> Future[Placement]:
+        version = self._orders.store.stock_version()
+        refused = self._orders._sold_out.refusing(request.lines, version, request.now)
+        if refused is not None:
+            return self._orders.refuse_unless_replayed(request, refused)
+        answer: Future[Placement] = Future()
+        self._ask(request, version, answer, again=False)
+        return answer
+
+    def ended(self, order: Order) -> None:
+        """An order ended: what it held is sellable again, so its tokens come back to the gate;
+        an order that held nothing (under `payment`, or expired before) is only forgotten."""
+        for line in order.lines:
+            if order.holds_stock:
+                self._gate.release(line.listing_id, order.order_id)
+            else:
+                self._gate.forget(line.listing_id, order.order_id)
+
+    def close(self) -> None:
+        self._loader.shutdown(wait=True)
+        self._gate.close()
+
+    # -- the answers
+    def _ask(
+        self, request: PlaceRequest, version: Hashable | None, answer: Future[Placement], *, again: bool
+    ) -> None:
+        line = request.lines[0]
+        admitting = self._gate.admit(line.listing_id, request.order_id, request.buyer_id, line.quantity)
+        admitting.add_done_callback(lambda done: self._decided(done, request, version, answer, again=again))
+
+    def _decided(
+        self,
+        done: Future[Admission],
+        request: PlaceRequest,
+        version: Hashable | None,
+        answer: Future[Placement],
+        *,
+        again: bool,
+    ) -> None:
+        try:
+            decision = None if done.exception() is not None else done.result()
+            if decision is None or decision.decision is Decision.UNLOADED:
+                self._load_soon(request.lines[0].listing_id)
+                pass_on(self._orders.placing_in_store(request), answer)
+            elif decision.decision is Decision.ADMITTED:
+                placed = self._orders.submit(request)
+                placed.add_done_callback(lambda settled: self._placed(settled, request, answer))
+            elif decision.decision is Decision.REPLAY:
+                pass_on(self._orders.submit(request), answer)
+            elif decision.decision is Decision.LIMIT:
+                line = request.lines[0]
+                used, limit = decision.used or 0, decision.limit or 0
+                raise LimitExceeded.buyer(request.buyer_id, line.listing_id, used, limit)
+            else:
+                self._no_tokens(request, version, answer, again=again)
+        except StockguardError as refusal:
+            answer.set_exception(refusal)
+
+    def _placed(self, settled: Future[Placement], request: PlaceRequest, answer: Future[Placement]) -> None:
+        """The store decided an admitted order; the gate learns what it did not know."""
+        listing_id, order_id = request.lines[0].listing_id, request.order_id
+        error = settled.exception()
+        if isinstance(error, SoldOut):
+            # The gate let through more than the store had: it is ahead of the store.
+            self._gate.forget(listing_id, order_id)
+            self._gate.cap_tokens(listing_id, 0)
+        elif error is not None or not settled.result().created:
+            # Refused for another reason, or an order placed before the gate knew it.
+            self._gate.release(listing_id, order_id)
+        pass_on(settled, answer)
+
+    def _no_tokens(
+        self, request: PlaceRequest, version: Hashable | None, answer: Future[Placement], *, again: bool
+    ) -> None:
+        orders, listing_id = self._orders, request.lines[0].listing_id
+        refused = orders._sold_out.refusing(request.lines, version, request.now)
+        if refused is not None:
+            pass_on(orders.refuse_unless_replayed(request, refused), answer)
+            return
+        try:
+            sellable = orders.refuse_if_read_proves_sold_out(request, version)
+        except SoldOut:
+            self._gate.announce_sold_out(listing_id)
+            raise
+        if sellable is not None:
+            self._gate.raise_tokens(listing_id, sellable[listing_id])
+            if not again:
+                self._ask(request, version, answer, again=True)
+                return
+        pass_on(orders.submit(request), answer)
+
+    def _sold_out_elsewhere(self, listing_id: str) -> None:
+        version = self._orders.store.stock_version()
+        if version is not None:
+            until = self._orders.clock() + ANNOUNCED_SOLD_OUT_TRUST
+            self._orders._sold_out.prove(listing_id, Proof(version, 0, until))
+
+    # -- loading
+    def _load_soon(self, listing_id: str) -> None:
+        with self._loading_lock:
+            if listing_id in self._loading:
+                return
+            self._loading.add(listing_id)
+        self._loader.submit(self._load, listing_id)
+
+    def _load(self, listing_id: str) -> None:
+        try:
+            with self._orders.store.read() as tx:
+                listing = tx.listing(listing_id)
+                if listing is None:
+                    return
+                levels = tx.levels([component.sku for component in listing.components])
+                sellable = rules.sellable(listing, levels, tx.sold(listing_id))
+                live = tx.live_lines(listing_id)
+            self._gate.load(listing_id, sellable, listing.per_buyer_limit, live)
+        except Exception:  # the next order that finds the gate unloaded tries again
+            log.exception("loading the gate for listing %r failed", listing_id)
+        finally:
+            with self._loading_lock:
+                self._loading.discard(listing_id)
