@@ -25,6 +25,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+# Redis fixtures (the suite's own cluster, a server to kill), for every suite.
+from redis_servers import cluster, own_redis  # noqa: F401
 from stockguard import (
     Counter,
     Item,

@@ -47,18 +47,8 @@ class LocalCluster:
         cluster = cls(folder)
         for _ in range(nodes):
             port = _free_port()
-            node_dir = folder / str(port)
-            node_dir.mkdir(parents=True)
-            cluster.processes[port] = subprocess.Popen(
-                [
-                    "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                    "--cluster-enabled", "yes", "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                    "--cluster-config-file", str(node_dir / "nodes.conf"),
-                    "--save", "", "--appendonly", "no", "--dir", str(node_dir),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            (folder / str(port)).mkdir(parents=True)
+            cluster._run_node(port)
             cluster.ports.append(port)
         for port in cluster.ports:
             cluster._wait_ping(port)
@@ -71,6 +61,20 @@ class LocalCluster:
         )  # fmt: skip
         cluster.wait_ok()
         return cluster
+
+    def _run_node(self, port: int) -> None:
+        node_dir = self.folder / str(port)
+        self.processes[port] = subprocess.Popen(
+            [
+                "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes", "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+                "--cluster-replica-validity-factor", "0",
+                "--cluster-config-file", str(node_dir / "nodes.conf"),
+                "--save", "", "--appendonly", "no", "--dir", str(node_dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
 
     def _cli(self, port: int, *args: str) -> str:
         done = subprocess.run(
@@ -113,7 +117,12 @@ class LocalCluster:
         raise LookupError(f"no master serves slot {slot}")
 
     def kill_master(self, port: int) -> None:
-        """kill -9 a master; its replica takes over once the cluster sees it fail."""
+        """kill -9 a master; its replica takes over once the cluster sees it fail.
+
+        First waits until a replica has everything the master had then: a replica
+        still in its first sync would never take over (writes made after this may
+        still be lost, as with any asynchronous replication)."""
+        self._cli(port, "wait", "1", "5000")
         self.processes[port].send_signal(signal.SIGKILL)
         self.processes[port].wait()
         deadline = time.monotonic() + 30
@@ -124,7 +133,17 @@ class LocalCluster:
             except LookupError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("no replica took over")
+                nodes = self._cli(self.live_ports()[0], "cluster", "nodes")
+                raise RuntimeError(f"no replica took over from {port}:\n{nodes}")
+            time.sleep(0.1)
+        self.wait_ok()
+        # Back as a replica of the node that took over, so the next failover has one too.
+        self._run_node(port)
+        self._wait_ping(port)
+        deadline = time.monotonic() + 30
+        while "role:slave" not in self._cli(port, "info", "replication"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"node {port} did not come back as a replica")
             time.sleep(0.1)
         self.wait_ok()
 
@@ -141,3 +160,62 @@ class LocalCluster:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+@dataclass
+class LocalRedis:
+    """One redis-server of a test's own, to kill (``kill -9``) and start again: empty, or from
+    the last snapshot it took (``snapshot``), as a server restored from an old backup."""
+
+    folder: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def start(cls, folder: Path) -> LocalRedis:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is needed")
+        folder.mkdir(parents=True, exist_ok=True)
+        server = cls(folder, _free_port())
+        server.restart(from_snapshot=False)
+        return server
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def restart(self, *, from_snapshot: bool) -> None:
+        snapshot = self.folder / "dump.rdb"
+        if not from_snapshot:
+            snapshot.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder), "--dbfilename", "dump.rdb"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+
+    def snapshot(self) -> None:
+        subprocess.run(["redis-cli", "-p", str(self.port), "save"], check=True, capture_output=True, timeout=10)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()

@@ -29,7 +29,14 @@ from stockguard.sim.demo import ARMS, ArmResult, DemoConfig, DriftFound, run_dem
 from stockguard.sim.pgarms import NotDurable
 from stockguard.sim.pgbench import PgArm, PgBenchConfig, run_pg_bench
 from stockguard.sim.pool import SimulationError
-from stockguard.sim.report import RichView, bench_table, drift_table, pg_bench_table, summary_table
+from stockguard.sim.report import (
+    RichView,
+    bench_table,
+    drift_table,
+    gate_drift_table,
+    pg_bench_table,
+    summary_table,
+)
 from stockguard.stores.sql.migrations import SchemaOutOfDate
 
 app = typer.Typer(
@@ -102,7 +109,7 @@ def demo(
             err.print(f"[bold red]the simulation failed:[/] {failure}")
             raise typer.Exit(2) from None
         finally:
-            guard.store.close()
+            guard.close()
     if as_json:
         print(json.dumps({"arms": [r.as_json() for r in results]}))
         return
@@ -110,22 +117,44 @@ def demo(
     _verdict(results)
 
 
+RedisOption = Annotated[
+    str | None,
+    typer.Option(help="The flash-sale gate's Redis (redis://host:port; a cluster node works)."),
+]
+PrefixOption = Annotated[str, typer.Option(help="The gate's key prefix, as given to serve.")]
+
+
 @app.command()
 def check(
     db: Annotated[str, typer.Option("--db", help="Store URL, e.g. sqlite:///stock.db.")],
+    redis: RedisOption = None,
+    redis_prefix: PrefixOption = "sg",
 ) -> None:
-    """Recompute every counter from the ledger and the orders; exit 1 if any stored value differs."""
-    guard = _open(db, must_exist=True)
+    """Recompute every counter from the ledger and the orders; with --redis, compare the gate with
+    the store too. Exit 1 if anything differs."""
+    guard = _open(db, must_exist=True, redis_url=redis, redis_prefix=redis_prefix)
     try:
         drifts = guard.check()
+        gate_drifts = guard.gate_drift()
     finally:
-        guard.store.close()
+        guard.close()
     if drifts:
         out.print(drift_table(drifts))
         noun = "difference" if len(drifts) == 1 else "differences"
         out.print(f"[bold red]{len(drifts)} {noun}[/] between the stored counters and the ledger")
+    else:
+        out.print("[green]no drift[/]: every counter equals its ledger, and the orders agree with the holds")
+    if gate_drifts:
+        out.print(gate_drift_table(gate_drifts))
+        noun = "difference" if len(gate_drifts) == 1 else "differences"
+        out.print(
+            f"[bold red]{len(gate_drifts)} {noun}[/] between the gate and the store "
+            "(`stockguard gate reconcile` loads the gate from the store)"
+        )
+    elif redis is not None:
+        out.print("[green]the gate agrees with the store[/]")
+    if drifts or gate_drifts:
         raise typer.Exit(1)
-    out.print("[green]no drift[/]: every counter equals its ledger, and the orders agree with the holds")
 
 
 @app.command()
@@ -183,6 +212,27 @@ def db_upgrade(
     out.print("[green]schema up to date[/]")
 
 
+gate_app = typer.Typer(help="The flash-sale gate in Redis.", no_args_is_help=True)
+app.add_typer(gate_app, name="gate")
+
+
+@gate_app.command("reconcile")
+def gate_reconcile(
+    db: Annotated[str, typer.Option("--db", help="Store URL, e.g. postgresql://user@host/db.")],
+    redis: Annotated[str, typer.Option(help="The gate's Redis (redis://host:port; a cluster node works).")],
+    redis_prefix: PrefixOption = "sg",
+) -> None:
+    """Load every listing's state from the store into the gate (tokens, limit, live orders)."""
+    guard = _open(db, must_exist=True, redis_url=redis, redis_prefix=redis_prefix)
+    try:
+        loaded = guard.reconcile_gate()
+    finally:
+        guard.close()
+    out.print(
+        f"[green]gate loaded from the store[/] for {loaded:,} {'listing' if loaded == 1 else 'listings'}"
+    )
+
+
 @app.command()
 def sweep(
     db: Annotated[str, typer.Option("--db", help="Store URL, e.g. sqlite:///stock.db.")],
@@ -204,7 +254,7 @@ def sweep(
     except KeyboardInterrupt:
         return
     finally:
-        guard.store.close()
+        guard.close()
 
 
 @app.command()
@@ -298,7 +348,9 @@ def _pg_verdict(measured: list[PgArm], *, quiet: bool) -> bool:
     return fine
 
 
-def _open(url: str, *, must_exist: bool = False) -> Stockguard:
+def _open(
+    url: str, *, must_exist: bool = False, redis_url: str | None = None, redis_prefix: str = "sg"
+) -> Stockguard:
     """Connect, turning a bad URL or a missing database file into a clear error and exit code 2."""
     try:
         if must_exist and url != MEMORY_URL:
@@ -307,8 +359,8 @@ def _open(url: str, *, must_exist: bool = False) -> Stockguard:
             is_file = parsed.get_backend_name() == "sqlite" and database and database != ":memory:"
             if is_file and not Path(str(database)).exists():
                 raise ValueError(f"no database at {database}")
-        return connect(url)
-    except (ValueError, ArgumentError, StockguardError, SchemaOutOfDate) as error:
+        return connect(url, redis_url=redis_url, redis_prefix=redis_prefix)
+    except (ValueError, ArgumentError, StockguardError, SchemaOutOfDate, RedisError) as error:
         err.print(f"[bold red]cannot open {url}:[/] {error}")
         raise typer.Exit(2) from None
 

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from redis_cluster import LocalCluster
+from redis_servers import single_redis
 from stockguard.domain.model import LiveLine
 from stockguard.gate import AdmitRequest, RedisGate
 from stockguard.service.admission import Admission, Decision
@@ -26,33 +27,10 @@ from stockguard.service.admission import Admission, Decision
 REDIS_URL = os.environ.get("STOCKGUARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    try:
-        started = LocalCluster.start(Path(tmp_path_factory.mktemp("redis-cluster")))
-    except RuntimeError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"a local Redis Cluster is required under CI: {error}")
-        pytest.skip(str(error))
-    yield started
-    started.stop()
-
-
-def _single() -> Any:
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        client.ping()
-    except redis.ConnectionError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is required under CI and unreachable at {REDIS_URL}: {error}")
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    return client
-
-
 @pytest.fixture(params=["redis", "cluster"])
 def client(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "redis":
-        made = _single()
+        made = single_redis()
     else:
         local: LocalCluster = request.getfixturevalue("cluster")
         made = redis.RedisCluster(host="127.0.0.1", port=local.live_ports()[0], decode_responses=True)

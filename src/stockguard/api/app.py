@@ -39,7 +39,9 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = guard or connect(settings.db_url, redis_url=settings.redis, redis_prefix=settings.redis_prefix)
+        service = guard or connect(
+            settings.db_url, redis_url=settings.redis, redis_prefix=settings.redis_prefix
+        )
         app.state.guard = service
         app.state.bridge = LoopBridge(asyncio.get_running_loop())
         sweeper = Sweeper(service, settings.sweep_interval)

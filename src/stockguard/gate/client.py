@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -29,7 +30,7 @@ import redis
 from stockguard.domain.errors import Unavailable
 from stockguard.domain.model import LiveLine
 from stockguard.gate.redis_gate import AdmitRequest, RedisGate
-from stockguard.service.admission import Admission, Decision
+from stockguard.service.admission import Admission, Decision, GateState
 from stockguard.stores.sql.forks import take_waiting
 
 log = logging.getLogger("stockguard.gate")
@@ -51,6 +52,7 @@ _Tell = Callable[[RedisGate], object]
 class GateClient:
     def __init__(self, gate: RedisGate) -> None:
         self._gate = gate
+        self._name = secrets.token_hex(8)  # tells this process's announcements from the others'
         self._queue: queue.SimpleQueue[_Admit | _Tell | None] = queue.SimpleQueue()
         self._seen: dict[str, int] = {}  # listing -> the highest seq answered
         self._thread = threading.Thread(target=self._loop, name="stockguard-gate", daemon=True)
@@ -78,7 +80,8 @@ class GateClient:
         self._queue.put(lambda gate: gate.bound_tokens(listing_id, at_least=at_least))
 
     def announce_sold_out(self, listing_id: str) -> None:
-        self._queue.put(lambda gate: gate.publish(SOLD_OUT_CHANNEL, listing_id))
+        message = f"{self._name} {listing_id}"
+        self._queue.put(lambda gate: gate.publish(SOLD_OUT_CHANNEL, message))
 
     def load(self, listing_id: str, tokens: int, limit: int | None, live: Iterable[LiveLine]) -> None:
         """Synchronous: the caller loads from a thread of its own, and waits for Redis."""
@@ -86,6 +89,9 @@ class GateClient:
         self._gate.load(listing_id, tokens, limit, live, seen_seq=seen)
         self._saw(listing_id, seen + 1)
         log.info('{"gate_loaded": "%s", "tokens": %d}', listing_id, tokens)
+
+    def state(self, listing_id: str) -> GateState | None:
+        return self._gate.state(listing_id)
 
     def on_sold_out_elsewhere(self, listener: Callable[[str], None]) -> None:
         self._listeners.append(listener)
@@ -156,8 +162,12 @@ class GateClient:
                 subscription = None  # subscribe again once Redis answers
                 self._closed.wait(0.5)
                 continue
-            if message is not None and message.get("type") == "message":
-                for listener in self._listeners:
-                    listener(str(message["data"]))
+            if message is None or message.get("type") != "message":
+                continue
+            sender, _, listing_id = str(message["data"]).partition(" ")
+            if sender == self._name:
+                continue  # this process knows already, and on firmer ground
+            for listener in self._listeners:
+                listener(listing_id)
         if subscription is not None:
             subscription.close()

@@ -28,7 +28,7 @@ import redis
 from stockguard.domain.model import LiveLine
 from stockguard.gate import scripts
 from stockguard.gate.keys import ListingKeys
-from stockguard.service.admission import Admission, Decision
+from stockguard.service.admission import Admission, Decision, GateState
 
 DEFAULT_PREFIX = "sg"
 
@@ -39,18 +39,6 @@ class AdmitRequest:
     order_id: str
     buyer_id: str
     quantity: int
-
-
-@dataclass(frozen=True, slots=True)
-class GateState:
-    """What the gate holds for a listing (None for an unloaded one)."""
-
-    tokens: int
-    limit: int
-    epoch: str
-    seq: int
-    orders: dict[str, tuple[str, int]]  # order id -> (buyer, quantity)
-    buyers: dict[str, int]
 
 
 class RedisGate:

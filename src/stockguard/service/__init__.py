@@ -1,5 +1,6 @@
 """The use cases of stockguard, over any Store."""
 
+from stockguard.service.admission import GateDrift
 from stockguard.service.audit import AuditService
 from stockguard.service.base import Clock, utc_now
 from stockguard.service.catalog import CatalogService, CountResult, Saved, Shortage
@@ -14,6 +15,22 @@ class Stockguard(CatalogService, OrderService, AuditService):
     processes share the data.
     """
 
+    def gate_drift(self) -> list[GateDrift]:
+        """Where the flash-sale gate and the store disagree, listing by listing (none without a gate)."""
+        if self._gated is None:
+            return []
+        with self.store.read() as tx:
+            listing_ids = sorted(listing.listing_id for listing in tx.all_listings())
+        return [drift for listing_id in listing_ids for drift in self._gated.drift(listing_id)]
+
+    def reconcile_gate(self) -> int:
+        """Load every listing's state from the store into the gate; how many were loaded."""
+        if self._gated is None:
+            return 0
+        with self.store.read() as tx:
+            listing_ids = sorted(listing.listing_id for listing in tx.all_listings())
+        return sum(self._gated.load(listing_id) for listing_id in listing_ids)
+
     def close(self) -> None:
         """Stop the gate's threads (if any), then close the store."""
         if self._gated is not None:
@@ -21,4 +38,4 @@ class Stockguard(CatalogService, OrderService, AuditService):
         self.store.close()
 
 
-__all__ = ["Clock", "CountResult", "Placement", "Saved", "Shortage", "Stockguard", "utc_now"]
+__all__ = ["Clock", "CountResult", "GateDrift", "Placement", "Saved", "Shortage", "Stockguard", "utc_now"]

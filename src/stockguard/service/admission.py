@@ -37,6 +37,28 @@ class Admission:
     admitted_as: tuple[str, int] | None = None  # REPLAY: (buyer, quantity) first admitted
 
 
+@dataclass(frozen=True, slots=True)
+class GateState:
+    """What a gate holds for a listing."""
+
+    tokens: int
+    limit: int  # 0: none
+    epoch: str  # set by each load
+    seq: int
+    orders: dict[str, tuple[str, int]]  # order id -> (buyer, quantity)
+    buyers: dict[str, int]  # buyer -> units admitted (kept only under a limit)
+
+
+@dataclass(frozen=True, slots=True)
+class GateDrift:
+    """Where a gate and the store disagree about a listing (``stockguard check --redis``)."""
+
+    listing_id: str
+    what: str  # tokens, orders, buyers, limit
+    gate: str
+    store: str
+
+
 class AdmissionGate(Protocol):
     def admit(self, listing_id: str, order_id: str, buyer_id: str, quantity: int) -> Future[Admission]:
         """Decide one order line; the future fails when the gate cannot be reached."""
@@ -61,6 +83,10 @@ class AdmissionGate(Protocol):
 
     def load(self, listing_id: str, tokens: int, limit: int | None, live: Iterable[LiveLine]) -> None:
         """Replace what the gate holds for a listing with the store's state."""
+        ...
+
+    def state(self, listing_id: str) -> GateState | None:
+        """What the gate holds for the listing now (None: nothing, it is loaded on demand)."""
         ...
 
     def announce_sold_out(self, listing_id: str) -> None:

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 
 from stockguard.domain import rules
 from stockguard.domain.errors import LimitExceeded, SoldOut, StockguardError
-from stockguard.domain.model import Order
-from stockguard.service.admission import Admission, AdmissionGate, Decision
+from stockguard.domain.model import Listing, LiveLine, Order
+from stockguard.service.admission import Admission, AdmissionGate, Decision, GateDrift
 from stockguard.service.base import pass_on
 from stockguard.service.sold_out import Proof
 from stockguard.stores.base import PlaceRequest
@@ -98,8 +98,13 @@ class GatedPlacement:
         try:
             decision = None if done.exception() is not None else done.result()
             if decision is None or decision.decision is Decision.UNLOADED:
-                self._load_soon(request.lines[0].listing_id)
-                pass_on(self._orders.placing_in_store(request), answer)
+                # Loaded once this order is decided, so the load sees it. Orders decided
+                # meanwhile by other requests may be missed: the store still holds them to
+                # the limit, and `stockguard gate reconcile` counts them in again.
+                listing_id = request.lines[0].listing_id
+                placing = self._orders.placing_in_store(request)
+                placing.add_done_callback(lambda _: self._load_soon(listing_id))
+                pass_on(placing, answer)
             elif decision.decision is Decision.ADMITTED:
                 placed = self._orders.submit(request)
                 placed.add_done_callback(lambda settled: self._placed(settled, request, answer))
@@ -163,16 +168,55 @@ class GatedPlacement:
 
     def _load(self, listing_id: str) -> None:
         try:
-            with self._orders.store.read() as tx:
-                listing = tx.listing(listing_id)
-                if listing is None:
-                    return
-                levels = tx.levels([component.sku for component in listing.components])
-                sellable = rules.sellable(listing, levels, tx.sold(listing_id))
-                live = tx.live_lines(listing_id)
-            self._gate.load(listing_id, sellable, listing.per_buyer_limit, live)
-        except Exception:  # the next order that finds the gate unloaded tries again
-            log.exception("loading the gate for listing %r failed", listing_id)
+            self.load(listing_id)
+        except Exception as error:  # the next order that finds the gate unloaded tries again
+            log.warning("loading the gate for listing %r failed: %s", listing_id, error)
         finally:
             with self._loading_lock:
                 self._loading.discard(listing_id)
+
+    def load(self, listing_id: str) -> bool:
+        """Give the gate the store's state of a listing now; False for an unknown listing."""
+        seen = self._store_view(listing_id)
+        if seen is None:
+            return False
+        listing, sellable, live = seen
+        self._gate.load(listing_id, sellable, listing.per_buyer_limit, live)
+        return True
+
+    def drift(self, listing_id: str) -> list[GateDrift]:
+        """Where the gate and the store disagree about a loaded listing (none while it is unloaded:
+        it is loaded on demand). Meaningful when no sale runs: an order in flight differs too."""
+        state = self._gate.state(listing_id)
+        seen = self._store_view(listing_id)
+        if state is None or seen is None:
+            return []
+        listing, sellable, live = seen
+        store_orders = {line.order_id: (line.buyer_id, line.quantity) for line in live}
+        store_buyers: dict[str, int] = {}
+        for line in live:
+            store_buyers[line.buyer_id] = store_buyers.get(line.buyer_id, 0) + line.quantity
+        found: list[GateDrift] = []
+
+        def differs(what: str, gate: object, store: object) -> None:
+            if gate != store:
+                found.append(GateDrift(listing_id, what, str(gate), str(store)))
+
+        differs("tokens", state.tokens, sellable)
+        differs("limit", state.limit, listing.per_buyer_limit or 0)
+        for order_id in sorted(state.orders.keys() ^ store_orders.keys()):
+            differs(f"order {order_id}", state.orders.get(order_id, "-"), store_orders.get(order_id, "-"))
+        if state.limit:
+            for buyer in sorted(state.buyers.keys() | store_buyers.keys()):
+                differs(f"buyer {buyer}", state.buyers.get(buyer, 0), store_buyers.get(buyer, 0))
+        return found
+
+    def _store_view(self, listing_id: str) -> tuple[Listing, int, list[LiveLine]] | None:
+        """The listing, its sellable units and its live lines, in one snapshot of the store."""
+        with self._orders.store.read() as tx:
+            listing = tx.listing(listing_id)
+            if listing is None:
+                return None
+            levels = tx.levels([component.sku for component in listing.components])
+            sellable = rules.sellable(listing, levels, tx.sold(listing_id))
+            return listing, sellable, tx.live_lines(listing_id)

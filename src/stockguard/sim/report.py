@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from stockguard import Drift
+from stockguard.service.admission import GateDrift
 from stockguard.sim.bench import Case
 from stockguard.sim.demo import NAIVE, ArmResult
 from stockguard.sim.pgbench import CONDITIONAL, PgArm, PgBenchConfig
@@ -107,6 +108,15 @@ def drift_table(drifts: Sequence[Drift]) -> Table:
     table.add_column("expected", justify="right")
     for drift in drifts:
         table.add_row(drift.what, str(drift.stored), str(drift.expected))
+    return table
+
+
+def gate_drift_table(drifts: Sequence[GateDrift]) -> Table:
+    table = Table(title="gate drift: the gate in Redis against the store")
+    for name in ("listing", "what", "gate", "store"):
+        table.add_column(name, justify="left" if name in {"listing", "what"} else "right")
+    for drift in drifts:
+        table.add_row(drift.listing_id, drift.what, drift.gate, drift.store)
     return table
 
 
