@@ -209,7 +209,9 @@ class LocalRedis:
             time.sleep(0.05)
 
     def snapshot(self) -> None:
-        subprocess.run(["redis-cli", "-p", str(self.port), "save"], check=True, capture_output=True, timeout=10)
+        subprocess.run(
+            ["redis-cli", "-p", str(self.port), "save"], check=True, capture_output=True, timeout=10
+        )
 
     def kill(self) -> None:
         assert self.process is not None

@@ -55,6 +55,9 @@ class GatedPlacement:
         self._loading_lock = threading.Lock()
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockguard-gate-load")
         gate.on_sold_out_elsewhere(self._sold_out_elsewhere)
+        # Starts the store's change watch now: an announcement heard before it is listening
+        # could not be trusted (there would be no version to hold it to).
+        orders.store.stock_version()
 
     def placing(self, request: PlaceRequest) -> Future[Placement]:
         version = self._orders.store.stock_version()
