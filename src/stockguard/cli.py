@@ -166,6 +166,9 @@ def serve(
             help="Put the flash-sale gate in front of the store: redis://host:port (a cluster node works)."
         ),
     ] = None,
+    redis_prefix: Annotated[
+        str | None, typer.Option(help="The gate's key prefix: one per store sharing a Redis. Default: sg.")
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on. Default: 127.0.0.1.")] = None,
     port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port. Default: 8000.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, max=64, help="Worker processes. Default: 1.")] = None,
@@ -181,6 +184,7 @@ def serve(
     chosen = {
         "db": db,
         "redis": redis,
+        "redis_prefix": redis_prefix,
         "host": host,
         "port": port,
         "workers": workers,

@@ -103,6 +103,12 @@ def test_the_last_units_go_to_exactly_as_many_buyers_through_the_gate(
     assert_store_and_gate_agree(first)
 
 
+def forget_everything(guard: Stockguard, listing: str = "maotai-sale") -> None:
+    gate: Any = guard._gated._gate._gate  # type: ignore[union-attr]
+    gate._client.delete(*gate.keys(listing).all())
+    assert gate_state(guard, listing) is None
+
+
 def single_redis_url() -> str:
     single_redis().close()
     return REDIS_URL
@@ -123,6 +129,10 @@ def test_a_buyer_at_the_limit_is_refused_and_a_replay_answers_its_order(
     with pytest.raises(stockguard.UnknownOrder):
         guard.get_order("o-3")
     assert_store_and_gate_agree(guard)
+    guard.put_listing("maotai-sale", "Maotai", [("maotai-sale-bottle", 1)], "order", per_buyer_limit=3)
+    assert buy(guard, "o-3", "alice") == "created"  # the gate decides by the new terms at once
+    assert buy(guard, "o-4", "alice") == "limit_exceeded"
+    assert_store_and_gate_agree(guard)
 
 
 def test_a_listing_never_loaded_sells_through_the_store_while_the_gate_loads_it(
@@ -130,6 +140,7 @@ def test_a_listing_never_loaded_sells_through_the_store_while_the_gate_loads_it(
 ) -> None:
     guard = processes(single_redis_url())
     stock_a_sale(guard, 3, limit=None)
+    forget_everything(guard)  # as a Redis that lost its keys
     assert buy(guard, "o-1", "alice") == "created"  # the gate had nothing: the store decided
     wait_until(lambda: gate_state(guard) is not None)
     assert [buy(guard, f"o-{n}", f"buyer-{n}") for n in range(2, 6)] == ["created"] * 2 + ["sold_out"] * 2

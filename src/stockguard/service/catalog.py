@@ -227,7 +227,12 @@ class CatalogService(ServiceBase):
             tx.put_listing(listing)
             return Saved(_listing_stock(tx, listing), created)
 
-        return self.store.atomic(work)
+        saved = self.store.atomic(work)
+        if self._gated is not None:
+            # A new listing is in the gate before its first buyer, and a changed one (its
+            # limit, its components) decides by its new terms from now on.
+            self._gated.load_after_change(listing_id)
+        return saved
 
     def get_listing(self, listing_id: str) -> ListingStock:
         check_id(listing_id, "listing_id")

@@ -52,6 +52,7 @@ class GatedPlacement:
         self._orders = orders
         self._gate = gate
         self._loading: set[str] = set()
+        self._loads: dict[str, int] = {}  # listing -> loads done by this process
         self._loading_lock = threading.Lock()
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockguard-gate-load")
         gate.on_sold_out_elsewhere(self._sold_out_elsewhere)
@@ -86,8 +87,13 @@ class GatedPlacement:
         self, request: PlaceRequest, version: Hashable | None, answer: Future[Placement], *, again: bool
     ) -> None:
         line = request.lines[0]
+        # Loads done before asking: an answer of "unloaded" calls for a load only when no
+        # load was done since, which would otherwise replace admissions made after it.
+        loads = self._loads.get(line.listing_id, 0)
         admitting = self._gate.admit(line.listing_id, request.order_id, request.buyer_id, line.quantity)
-        admitting.add_done_callback(lambda done: self._decided(done, request, version, answer, again=again))
+        admitting.add_done_callback(
+            lambda done: self._decided(done, request, version, answer, again=again, loads=loads)
+        )
 
     def _decided(
         self,
@@ -97,6 +103,7 @@ class GatedPlacement:
         answer: Future[Placement],
         *,
         again: bool,
+        loads: int,
     ) -> None:
         try:
             decision = None if done.exception() is not None else done.result()
@@ -106,7 +113,7 @@ class GatedPlacement:
                 # the limit, and `stockguard gate reconcile` counts them in again.
                 listing_id = request.lines[0].listing_id
                 placing = self._orders.placing_in_store(request)
-                placing.add_done_callback(lambda _: self._load_soon(listing_id))
+                placing.add_done_callback(lambda _: self._load_soon(listing_id, loads))
                 pass_on(placing, answer)
             elif decision.decision is Decision.ADMITTED:
                 placed = self._orders.submit(request)
@@ -162,21 +169,29 @@ class GatedPlacement:
             self._orders._sold_out.prove(listing_id, Proof(version, 0, until))
 
     # -- loading
-    def _load_soon(self, listing_id: str) -> None:
+    def _load_soon(self, listing_id: str, loads: int) -> None:
         with self._loading_lock:
-            if listing_id in self._loading:
+            if listing_id in self._loading or self._loads.get(listing_id, 0) > loads:
                 return
             self._loading.add(listing_id)
-        self._loader.submit(self._load, listing_id)
+        self._loader.submit(self._load, listing_id, loads)
 
-    def _load(self, listing_id: str) -> None:
+    def _load(self, listing_id: str, loads: int) -> None:
         try:
-            self.load(listing_id)
+            if self._loads.get(listing_id, 0) == loads:
+                self.load(listing_id)
         except Exception as error:  # the next order that finds the gate unloaded tries again
             log.warning("loading the gate for listing %r failed: %s", listing_id, error)
         finally:
             with self._loading_lock:
                 self._loading.discard(listing_id)
+
+    def load_after_change(self, listing_id: str) -> None:
+        """Load a listing the catalog just changed; without Redis, its first buyer loads it."""
+        try:
+            self.load(listing_id)
+        except Exception as error:
+            log.warning("the gate could not load changed listing %r now: %s", listing_id, error)
 
     def load(self, listing_id: str) -> bool:
         """Give the gate the store's state of a listing now; False for an unknown listing."""
@@ -185,11 +200,15 @@ class GatedPlacement:
             return False
         listing, sellable, live = seen
         self._gate.load(listing_id, sellable, listing.per_buyer_limit, live)
+        with self._loading_lock:
+            self._loads[listing_id] = self._loads.get(listing_id, 0) + 1
         return True
 
     def drift(self, listing_id: str) -> list[GateDrift]:
         """Where the gate and the store disagree about a loaded listing (none while it is unloaded:
-        it is loaded on demand). Meaningful when no sale runs: an order in flight differs too."""
+        it is loaded on demand). Meaningful when no sale runs: an order in flight differs too.
+        After a Redis lost or restored from a backup, orders that the store decided while the
+        gate was being loaded may be missing from it, until ``stockguard gate reconcile``."""
         state = self._gate.state(listing_id)
         seen = self._store_view(listing_id)
         if state is None or seen is None:
@@ -205,7 +224,11 @@ class GatedPlacement:
             if gate != store:
                 found.append(GateDrift(listing_id, what, str(gate), str(store)))
 
-        differs("tokens", state.tokens, sellable)
+        if state.tokens > sellable:
+            # More tokens than units: harmless (the store refuses the extra buyers) but drift.
+            # Fewer is how a gate stands after a restock: its next sold-out answer reads the
+            # store and catches up.
+            differs("tokens", state.tokens, sellable)
         differs("limit", state.limit, listing.per_buyer_limit or 0)
         for order_id in sorted(state.orders.keys() ^ store_orders.keys()):
             differs(f"order {order_id}", state.orders.get(order_id, "-"), store_orders.get(order_id, "-"))
