@@ -125,6 +125,7 @@ class Config:
     extra_baseline: str | None
     pg: str | None = None
     loop: str = "asyncio"
+    redis: str | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -202,6 +203,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "(migrated with stockguard db upgrade, dropped afterwards)",
     )
     parser.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="serve behind the flash-sale gate on this Redis (each run under a key prefix of its own)",
+    )
+    parser.add_argument(
         "--json-out", type=Path, default=Path("http-load-results.json"), help="where to write the figures"
     )
     args = parser.parse_args(argv)
@@ -238,6 +245,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         extra_baseline=args.extra_baseline,
         pg=args.pg,
         loop=args.loop,
+        redis=args.redis,
     )
 
 
@@ -295,6 +303,11 @@ class Server:
             "warning",
             "--loop",
             self.config.loop,
+            *(
+                ()
+                if self.config.redis is None
+                else ("--redis", self.config.redis, "--redis-prefix", f"bench-{secrets.token_hex(4)}")
+            ),
         ]
 
     @property

@@ -46,13 +46,17 @@ class RedisGate:
         """``client``: a ``redis.Redis`` or ``redis.RedisCluster`` with ``decode_responses=True``."""
         self._client = client
         self._prefix = prefix
+        self._keys: dict[str, ListingKeys] = {}  # made once per listing: admissions are the hot path
         self._admit = client.register_script(scripts.ADMIT)
         self._release = client.register_script(scripts.RELEASE)
         self._load = client.register_script(scripts.LOAD)
         self._bound = client.register_script(scripts.BOUND)
 
     def keys(self, listing_id: str) -> ListingKeys:
-        return ListingKeys.of(self._prefix, listing_id)
+        keys = self._keys.get(listing_id)
+        if keys is None:
+            keys = self._keys[listing_id] = ListingKeys.of(self._prefix, listing_id)
+        return keys
 
     def admit(self, listing_id: str, order_id: str, buyer_id: str, quantity: int) -> Admission:
         answer = self._admit(keys=self.keys(listing_id).all(), args=[order_id, buyer_id, quantity])
