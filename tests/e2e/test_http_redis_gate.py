@@ -101,22 +101,6 @@ def _tamper_tokens(redis_url: str, prefix: str, listing_id: str) -> int:
 
 
 def test_serve_refuses_to_start_when_its_redis_is_unreachable(tmp_path: Path) -> None:
-    refused = subprocess.run(
-        [
-            *stockguard_command(),
-            "serve",
-            "--data-dir",
-            str(tmp_path),
-            "--port",
-            "0",
-            "--redis",
-            "redis://127.0.0.1:1/0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={"COLUMNS": "250", "PATH": "/usr/bin:/bin"},
-    )
+    refused = cli("serve", "--data-dir", str(tmp_path), "--port", "0", "--redis", "redis://127.0.0.1:1/0")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "cannot start" in refused.stdout + refused.stderr
