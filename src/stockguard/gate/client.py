@@ -31,7 +31,7 @@ from stockguard.domain.errors import Unavailable
 from stockguard.domain.model import LiveLine
 from stockguard.gate.redis_gate import AdmitRequest, RedisGate
 from stockguard.service.admission import Admission, Decision, GateState
-from stockguard.stores.sql.forks import take_waiting
+from stockguard.stores.sql.forks import QueueThread, take_waiting
 
 log = logging.getLogger("stockguard.gate")
 
@@ -53,10 +53,8 @@ class GateClient:
     def __init__(self, gate: RedisGate) -> None:
         self._gate = gate
         self._name = secrets.token_hex(8)  # tells this process's announcements from the others'
-        self._queue: queue.SimpleQueue[_Admit | _Tell | None] = queue.SimpleQueue()
+        self._calls: QueueThread[_Admit | _Tell] = QueueThread("stockguard-gate", self._loop)
         self._seen: dict[str, int] = {}  # listing -> the highest seq answered
-        self._thread = threading.Thread(target=self._loop, name="stockguard-gate", daemon=True)
-        self._thread.start()
         self._listeners: list[Callable[[str], None]] = []
         self._subscriber: threading.Thread | None = None
         self._closed = threading.Event()
@@ -64,24 +62,24 @@ class GateClient:
     # -- AdmissionGate
     def admit(self, listing_id: str, order_id: str, buyer_id: str, quantity: int) -> Future[Admission]:
         future: Future[Admission] = Future()
-        self._queue.put(_Admit(AdmitRequest(listing_id, order_id, buyer_id, quantity), future))
+        self._calls.put(_Admit(AdmitRequest(listing_id, order_id, buyer_id, quantity), future))
         return future
 
     def release(self, listing_id: str, order_id: str) -> None:
-        self._queue.put(lambda gate: gate.release(listing_id, order_id))
+        self._calls.put(lambda gate: gate.release(listing_id, order_id))
 
     def forget(self, listing_id: str, order_id: str) -> None:
-        self._queue.put(lambda gate: gate.forget(listing_id, order_id))
+        self._calls.put(lambda gate: gate.forget(listing_id, order_id))
 
     def cap_tokens(self, listing_id: str, at_most: int) -> None:
-        self._queue.put(lambda gate: gate.bound_tokens(listing_id, at_most=at_most))
+        self._calls.put(lambda gate: gate.bound_tokens(listing_id, at_most=at_most))
 
     def raise_tokens(self, listing_id: str, at_least: int) -> None:
-        self._queue.put(lambda gate: gate.bound_tokens(listing_id, at_least=at_least))
+        self._calls.put(lambda gate: gate.bound_tokens(listing_id, at_least=at_least))
 
     def announce_sold_out(self, listing_id: str) -> None:
         message = f"{self._name} {listing_id}"
-        self._queue.put(lambda gate: gate.publish(SOLD_OUT_CHANNEL, message))
+        self._calls.put(lambda gate: gate.publish(SOLD_OUT_CHANNEL, message))
 
     def load(self, listing_id: str, tokens: int, limit: int | None, live: Iterable[LiveLine]) -> None:
         """Synchronous: the caller loads from a thread of its own, and waits for Redis."""
@@ -101,15 +99,14 @@ class GateClient:
 
     def close(self) -> None:
         self._closed.set()
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        self._calls.close(timeout=10)
         if self._subscriber is not None:
             self._subscriber.join(timeout=5)
 
     # -- the thread
-    def _loop(self) -> None:
+    def _loop(self, queued: queue.SimpleQueue[_Admit | _Tell | None]) -> None:
         while True:
-            batch: list[_Admit | _Tell] | None = take_waiting(self._queue, MAX_BATCH)
+            batch: list[_Admit | _Tell] | None = take_waiting(queued, MAX_BATCH)
             if batch is None:
                 return
             admits: list[_Admit] = []

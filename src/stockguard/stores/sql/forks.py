@@ -1,4 +1,4 @@
-"""Helpers of the store's background threads: which process they belong to, and their queues.
+"""The background threads of the store and the gate: which process they belong to, and their queues.
 
 A forked child inherits a store's objects but none of its threads. Each
 background thread notes the generation it was started in; when the number
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import queue
-from typing import TypeVar
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -43,3 +45,36 @@ def take_waiting(waiting: queue.SimpleQueue[T | None], limit: int) -> list[T] | 
             break
         batch.append(item)
     return batch
+
+
+class QueueThread(Generic[T]):
+    """A daemon thread fed by a queue of its own, started on first use and again in a forked
+    child (which inherits this object but not the thread). ``run(queue)`` is the thread's
+    body: it takes items (``take_waiting``) until it meets None, which ``close`` puts."""
+
+    def __init__(self, name: str, run: Callable[[queue.SimpleQueue[T | None]], None]) -> None:
+        self._name = name
+        self._run = run
+        self._queue: queue.SimpleQueue[T | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._forks = -1  # the process generation the thread belongs to
+        self._start_lock = threading.Lock()
+
+    def put(self, item: T) -> None:
+        if self._thread is None or self._forks != generation():
+            with self._start_lock:
+                if self._thread is None or self._forks != generation():
+                    self._queue = queue.SimpleQueue()
+                    self._forks = generation()
+                    self._thread = threading.Thread(
+                        target=self._run, args=(self._queue,), name=self._name, daemon=True
+                    )
+                    self._thread.start()
+        self._queue.put(item)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop this process's thread once it has taken what was queued before."""
+        if self._thread is not None and self._forks == generation():
+            self._queue.put(None)
+            self._thread.join(timeout)
+        self._thread = None

@@ -11,7 +11,6 @@ answers each future.
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -27,34 +26,22 @@ class OrderLookups:
         """``connect``: a pooled driver connection in autocommit; ``on_lost``: drop the pool."""
         self._connect = connect
         self._on_lost = on_lost
-        self._queue: queue.SimpleQueue[tuple[str, Future[bool]] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._forks = -1  # the process generation the thread belongs to
-        self._start_lock = threading.Lock()
+        self._thread: forks.QueueThread[tuple[str, Future[bool]]] = forks.QueueThread(
+            "stockguard-lookups", self._loop
+        )
 
     def exists(self, order_id: str) -> Future[bool]:
-        if self._thread is None or self._forks != forks.generation():
-            with self._start_lock:
-                if self._thread is None or self._forks != forks.generation():
-                    # A forked child inherits this object but not the thread: start its own.
-                    self._queue = queue.SimpleQueue()
-                    self._forks = forks.generation()
-                    self._thread = threading.Thread(target=self._loop, name="stockguard-lookups", daemon=True)
-                    self._thread.start()
         future: Future[bool] = Future()
-        self._queue.put((order_id, future))
+        self._thread.put((order_id, future))
         return future
 
     def close(self) -> None:
-        if self._thread is not None and self._forks == forks.generation():
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        self._thread.close()
 
-    def _loop(self) -> None:
+    def _loop(self, queued: queue.SimpleQueue[tuple[str, Future[bool]] | None]) -> None:
         connection = None
         while True:
-            waiting = forks.take_waiting(self._queue, MAX_IDS)
+            waiting = forks.take_waiting(queued, MAX_IDS)
             if waiting is None:
                 break
             try:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import fcntl
 import queue
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
@@ -75,10 +74,7 @@ class Writer:
         self._errors = errors
         self._backend = backend
         self._lock_path = backend.lock_path
-        self._queue: queue.SimpleQueue[_Work[Any] | None] = queue.SimpleQueue()
-        self._start_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._forks = -1  # the process generation the thread belongs to (forks.generation)
+        self._thread: forks.QueueThread[_Work[Any]] = forks.QueueThread("stockguard-writer", self._loop)
         self._lock_file: IO[bytes] | None = None
         # Committed batches in which some work ran statements of its own (not
         # only answers decided together): what this process changed, and when.
@@ -89,33 +85,18 @@ class Writer:
 
         With a ``request``, ``answer`` is what ``decide_together`` answered for it
         (None where it was not decided)."""
-        self._ensure_thread()
         work: _Work[T] = _Work(run, request)
-        self._queue.put(work)
+        self._thread.put(work)
         return work.future
 
     def close(self) -> None:
-        if self._thread is not None and self._forks == forks.generation():
-            self._queue.put(None)
-            self._thread.join()
-        self._thread = None
+        self._thread.close()
 
-    def _ensure_thread(self) -> None:
-        # A forked child inherits the writer object but not its thread.
-        if self._thread is not None and self._forks == forks.generation():
-            return
-        with self._start_lock:
-            if self._thread is None or self._forks != forks.generation():
-                self._queue = queue.SimpleQueue()
-                self._forks = forks.generation()
-                self._thread = threading.Thread(target=self._loop, name="stockguard-writer", daemon=True)
-                self._thread.start()
-
-    def _loop(self) -> None:
+    def _loop(self, waiting: queue.SimpleQueue[_Work[Any] | None]) -> None:
         connection = None
         self._lock_file = None if self._lock_path is None else open(self._lock_path, "a+b")  # noqa: SIM115
         while True:
-            batch = forks.take_waiting(self._queue, MAX_BATCH)
+            batch = forks.take_waiting(waiting, MAX_BATCH)
             if batch is None:
                 break
             try:
