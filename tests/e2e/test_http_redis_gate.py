@@ -14,13 +14,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import redis
 
 from conftest import empty_postgres_url
 from e2e.server import JSON, make_listing, order_body, running_server, stockguard_command
 from e2e.test_http_concurrency import _crowd, _get, _outcome
 from redis_cluster import LocalCluster
 from redis_servers import REDIS_URL, single_redis
+from stockguard.gate.connect import redis_client
 
 BUYERS = 400
 UNITS = 25
@@ -87,14 +87,7 @@ def test_a_sale_behind_the_gate_sells_every_unit_once_and_check_compares_gate_an
 
 def _tamper_tokens(redis_url: str, prefix: str, listing_id: str) -> int:
     """Give the gate tokens the store does not have, behind stockguard's back."""
-    single = redis.Redis.from_url(redis_url, decode_responses=True)
-    clustered = single.info("cluster").get("cluster_enabled") == 1
-    single.close()
-    client = (
-        redis.RedisCluster.from_url(redis_url, decode_responses=True)
-        if clustered
-        else redis.Redis.from_url(redis_url, decode_responses=True)
-    )
+    client = redis_client(redis_url)
     client.hset(f"{{{prefix}:{listing_id}}}:state", "tokens", 7)
     client.close()
     return 7

@@ -16,16 +16,17 @@ log = logging.getLogger("stockguard.gate")
 def redis_client(url: str) -> Any:
     """A client for ``url``: a ``RedisCluster`` when the server there is a cluster node (any
     one node is enough; the client finds the others), else a plain ``Redis``."""
-    single = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
+    options: dict[str, Any] = {"decode_responses": True, "socket_timeout": 5, "socket_connect_timeout": 5}
+    single = redis.Redis.from_url(url, **options)
     try:
         clustered = single.info("cluster").get("cluster_enabled") == 1
-    finally:
+    except redis.RedisError:
         single.close()
-    if clustered:
-        return redis.RedisCluster.from_url(
-            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
-        )
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
+        raise
+    if not clustered:
+        return single
+    single.close()
+    return redis.RedisCluster.from_url(url, **options)
 
 
 def persistence(client: Any) -> str:

@@ -19,17 +19,17 @@ class Stockguard(CatalogService, OrderService, AuditService):
         """Where the flash-sale gate and the store disagree, listing by listing (none without a gate)."""
         if self._gated is None:
             return []
-        with self.store.read() as tx:
-            listing_ids = sorted(listing.listing_id for listing in tx.all_listings())
-        return [drift for listing_id in listing_ids for drift in self._gated.drift(listing_id)]
+        return [drift for listing_id in self._listing_ids() for drift in self._gated.drift(listing_id)]
 
     def reconcile_gate(self) -> int:
         """Load every listing's state from the store into the gate; how many were loaded."""
         if self._gated is None:
             return 0
+        return sum(self._gated.load(listing_id) for listing_id in self._listing_ids())
+
+    def _listing_ids(self) -> list[str]:
         with self.store.read() as tx:
-            listing_ids = sorted(listing.listing_id for listing in tx.all_listings())
-        return sum(self._gated.load(listing_id) for listing_id in listing_ids)
+            return sorted(listing.listing_id for listing in tx.all_listings())
 
     def close(self) -> None:
         """Stop the gate's threads (if any), then close the store."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -61,12 +60,11 @@ class GatedPlacement:
         orders.store.stock_version()
 
     def placing(self, request: PlaceRequest) -> Future[Placement]:
-        version = self._orders.store.stock_version()
-        refused = self._orders._sold_out.refusing(request.lines, version, request.now)
+        refused = self._orders.refused_from_memory(request)
         if refused is not None:
-            return self._orders.refuse_unless_replayed(request, refused)
+            return refused
         answer: Future[Placement] = Future()
-        self._ask(request, version, answer, again=False)
+        self._ask(request, answer, again=False)
         return answer
 
     def ended(self, order: Order) -> None:
@@ -83,23 +81,20 @@ class GatedPlacement:
         self._gate.close()
 
     # -- the answers
-    def _ask(
-        self, request: PlaceRequest, version: Hashable | None, answer: Future[Placement], *, again: bool
-    ) -> None:
+    def _ask(self, request: PlaceRequest, answer: Future[Placement], *, again: bool) -> None:
         line = request.lines[0]
         # Loads done before asking: an answer of "unloaded" calls for a load only when no
         # load was done since, which would otherwise replace admissions made after it.
         loads = self._loads.get(line.listing_id, 0)
         admitting = self._gate.admit(line.listing_id, request.order_id, request.buyer_id, line.quantity)
         admitting.add_done_callback(
-            lambda done: self._decided(done, request, version, answer, again=again, loads=loads)
+            lambda done: self._decided(done, request, answer, again=again, loads=loads)
         )
 
     def _decided(
         self,
         done: Future[Admission],
         request: PlaceRequest,
-        version: Hashable | None,
         answer: Future[Placement],
         *,
         again: bool,
@@ -125,7 +120,7 @@ class GatedPlacement:
                 used, limit = decision.used or 0, decision.limit or 0
                 raise LimitExceeded.buyer(request.buyer_id, line.listing_id, used, limit)
             else:
-                self._no_tokens(request, version, answer, again=again)
+                self._no_tokens(request, answer, again=again)
         except StockguardError as refusal:
             answer.set_exception(refusal)
 
@@ -142,23 +137,22 @@ class GatedPlacement:
             self._gate.release(listing_id, order_id)
         pass_on(settled, answer)
 
-    def _no_tokens(
-        self, request: PlaceRequest, version: Hashable | None, answer: Future[Placement], *, again: bool
-    ) -> None:
+    def _no_tokens(self, request: PlaceRequest, answer: Future[Placement], *, again: bool) -> None:
         orders, listing_id = self._orders, request.lines[0].listing_id
-        refused = orders._sold_out.refusing(request.lines, version, request.now)
+        refused = orders.refused_from_memory(request)
         if refused is not None:
-            pass_on(orders.refuse_unless_replayed(request, refused), answer)
+            pass_on(refused, answer)
             return
         try:
-            sellable = orders.refuse_if_read_proves_sold_out(request, version)
+            # The version is taken before the read: a proof it leaves dies with any later change.
+            sellable = orders.refuse_if_read_proves_sold_out(request, orders.store.stock_version())
         except SoldOut:
             self._gate.announce_sold_out(listing_id)
             raise
         if sellable is not None:
             self._gate.raise_tokens(listing_id, sellable[listing_id])
             if not again:
-                self._ask(request, version, answer, again=True)
+                self._ask(request, answer, again=True)
                 return
         pass_on(orders.submit(request), answer)
 

@@ -86,14 +86,20 @@ class OrderService(ServiceBase):
 
     def placing_in_store(self, request: PlaceRequest) -> Future[Placement]:
         """The placement without a gate: refused from memory or by a read when sold out, else written."""
+        refused = self.refused_from_memory(request)
+        if refused is not None:
+            return refused
         if self._sold_out.suspects_any(line.listing_id for line in request.lines):
-            # Taken before any read: whatever changes after it makes a proof void.
-            version = self.store.stock_version()
-            refused = self._sold_out.refusing(request.lines, version, request.now)
-            if refused is not None:
-                return self.refuse_unless_replayed(request, refused)
-            self.refuse_if_read_proves_sold_out(request, version)
+            # The version is taken before the read: a proof it leaves dies with any later change.
+            self.refuse_if_read_proves_sold_out(request, self.store.stock_version())
         return self.submit(request)
+
+    def refused_from_memory(self, request: PlaceRequest) -> Future[Placement] | None:
+        """The refusal of a standing sold-out proof (a replay still gets its order), or None."""
+        if not self._sold_out.suspects_any(line.listing_id for line in request.lines):
+            return None
+        refused = self._sold_out.refusing(request.lines, self.store.stock_version(), request.now)
+        return None if refused is None else self.refuse_unless_replayed(request, refused)
 
     def submit(self, request: PlaceRequest) -> Future[Placement]:
         """Queue the placement on the store's write path."""

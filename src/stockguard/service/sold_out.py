@@ -43,6 +43,7 @@ class SoldOutBoard:
             self._proofs.pop(listing_id, None)
 
     def prove(self, listing_id: str, proof: Proof) -> None:
+        self._suspects.add(listing_id)  # a proved listing is a suspect: its buyers look for the proof
         self._proofs[listing_id] = proof
 
     def refusing(
