@@ -171,6 +171,27 @@ def test_cancellation_and_expiry_give_the_gate_its_tokens_back(shared_store_url:
         guard.close()
 
 
+def test_paying_an_expired_order_counts_it_in_the_gate_again(shared_store_url: str) -> None:
+    clock = FakeClock()
+    guard = _open(shared_store_url, single_redis_url(), f"sg-test-{secrets.token_hex(4)}", clock)
+    try:
+        guard.put_item("bottle", "Maotai bottle")
+        guard.receive("bottle", 3)
+        guard.put_listing(
+            "maotai-sale", "Maotai", [("bottle", 1)], "reserve", hold_seconds=60, per_buyer_limit=1
+        )
+        assert buy(guard, "o-1", "alice") == "created"
+        clock.advance(61)
+        assert guard.expire_due() == 1
+        wait_until(lambda: (state := gate_state(guard)) is not None and state.orders == {})
+        assert guard.pay("o-1").status is stockguard.OrderStatus.PAID  # takes a unit again
+        wait_until(lambda: (state := gate_state(guard)) is not None and "o-1" in state.orders)
+        assert buy(guard, "o-2", "alice") == "limit_exceeded"
+        assert_store_and_gate_agree(guard)
+    finally:
+        guard.close()
+
+
 def test_a_listing_sold_out_in_one_process_is_refused_by_the_others_from_memory(
     processes: Callable[[str], Stockguard], own_redis: LocalRedis
 ) -> None:

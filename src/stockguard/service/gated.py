@@ -76,6 +76,12 @@ class GatedPlacement:
             else:
                 self._gate.forget(line.listing_id, order.order_id)
 
+    def held_again(self, order: Order) -> None:
+        """An expired order was paid and took stock again: the gate counts it again (and takes
+        its tokens), as an admission of the same order would."""
+        for line in order.lines:
+            self._gate.admit(line.listing_id, order.order_id, order.buyer_id, line.quantity)
+
     def close(self) -> None:
         self._loader.shutdown(wait=True)
         self._gate.close()

@@ -222,16 +222,23 @@ class OrderService(ServiceBase):
         """
         check_id(order_id, "order_id")
         now = self.clock()
-        outcome = self.store.atomic(lambda tx: self._pay(tx, order_id, now))
+        before: list[OrderStatus] = []  # the order's status when the payment began
+        outcome = self.store.atomic(lambda tx: self._pay(tx, order_id, now, before))
         if isinstance(outcome, HoldExpired):
             raise outcome
+        if self._gated is not None and before[-1] is OrderStatus.EXPIRED:
+            # Told after the commit: the gate then counts the order again, as the store does.
+            self._gated.held_again(outcome)
         return outcome
 
-    def _pay(self, tx: Transaction, order_id: str, now: datetime) -> Order | HoldExpired:
+    def _pay(
+        self, tx: Transaction, order_id: str, now: datetime, before: list[OrderStatus]
+    ) -> Order | HoldExpired:
         # Payment may take stock: holds that ran out must not stand in the way.
         # The order is read after the sweep, which may have expired it.
         self._sweep(tx, now)
         order = self._expired_if_due(tx, self._order(tx, order_id), now)
+        before.append(order.status)
         if rules.is_replay(order, Action.PAY):
             return order
         rules.check_transition(order, Action.PAY)
