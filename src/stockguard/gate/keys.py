@@ -21,5 +21,5 @@ class ListingKeys:
         tag = f"{{{prefix}:{listing_id}}}"
         return cls(f"{tag}:state", f"{tag}:orders", f"{tag}:buyers")
 
-    def all(self) -> list[str]:
-        return [self.state, self.orders, self.buyers]
+    def all(self) -> tuple[str, str, str]:
+        return (self.state, self.orders, self.buyers)

@@ -70,11 +70,16 @@ class RedisGate:
         answers: list[Admission | redis.RedisError | None] = [None] * len(requests)
         for node, indexes in self._by_node(requests):
             pipeline = node.pipeline(transaction=False)
+            sha = self._admit.sha
             for i in indexes:
                 request = requests[i]
-                keys = self.keys(request.listing_id).all()
                 pipeline.evalsha(
-                    self._admit.sha, len(keys), *keys, request.order_id, request.buyer_id, request.quantity
+                    sha,
+                    3,
+                    *self.keys(request.listing_id).all(),
+                    request.order_id,
+                    request.buyer_id,
+                    request.quantity,
                 )
             try:
                 raw: list[Any] = pipeline.execute(raise_on_error=False)
@@ -164,8 +169,11 @@ class RedisGate:
         )
 
 
+_DECISIONS = {decision.value: decision for decision in Decision}
+
+
 def _admission(answer: list[Any]) -> Admission:
-    decision = Decision(answer[0])
+    decision = _DECISIONS[answer[0]]
     if decision is Decision.UNLOADED:
         return Admission(decision)
     seq = int(answer[1])
