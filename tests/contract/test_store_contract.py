@@ -8,6 +8,7 @@ sweep expired holds and so hide what a test is about.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -612,6 +613,31 @@ def test_a_sold_out_listing_sells_again_when_its_quota_is_raised(sg: Stockguard)
             place(sg, f"refused-{n}")
     sell(sg, "reserve", quota=2)
     assert place(sg, "after").status is OrderStatus.RESERVED
+
+
+def test_a_sweep_that_releases_nothing_leaves_the_stock_version_as_it_was(
+    sg: Stockguard, store: Store
+) -> None:
+    """Sweepers run every fraction of a second: one that found nothing due must not void every
+    sold-out proof (buyers would go back to reading stock after each sweep)."""
+    sold_out_and_proved(sg, hold_seconds=60)
+    version = settled_version(store)
+    assert sg.expire_due() == 0
+    assert store.stock_version() == version
+
+
+def settled_version(store: Store) -> object:
+    """The stock version once changes of the setup stopped arriving (another connection hears
+    PostgreSQL's notifications a moment after the commits)."""
+    deadline = time.monotonic() + 10
+    version = store.stock_version()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        again = store.stock_version()
+        if again == version and version is not None:
+            return version
+        version = again
+    raise AssertionError("the stock version did not settle")
 
 
 def test_a_proof_of_few_units_still_sells_what_is_left(sg: Stockguard) -> None:

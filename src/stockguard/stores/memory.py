@@ -60,6 +60,11 @@ class MemoryTransaction:
         self._writable = writable
         self._undo: list[Callable[[], object]] = []
 
+    @property
+    def changed(self) -> bool:
+        """Whether this transaction changed anything (every change leaves its undo)."""
+        return bool(self._undo)
+
     def rollback(self) -> None:
         for undo in reversed(self._undo):
             undo()
@@ -267,7 +272,8 @@ class MemoryStore:
             except BaseException:
                 tx.rollback()
                 raise
-            self._commits += 1
+            if tx.changed:  # a sweep that found nothing due leaves sold-out proofs standing
+                self._commits += 1
             return result
 
     def order_exists(self, order_id: str) -> Future[bool]:
@@ -277,7 +283,7 @@ class MemoryStore:
         return future
 
     def stock_version(self) -> Hashable:
-        """Every committed unit of work: one process sees all of them at once."""
+        """Every committed unit of work that changed something: one process sees all of them at once."""
         return self._commits
 
     def submit(

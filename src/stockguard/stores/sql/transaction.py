@@ -47,6 +47,9 @@ class Cursor(Protocol):
     def executemany(self, sql: str, params: list[dict[str, Any]], /) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
+    def mark_written(self) -> None:
+        """A write ran (the writer's cursors count them; a read-only transaction never writes)."""
+        ...
 
 
 _COUNTERS = [c.value for c in Counter]
@@ -156,7 +159,9 @@ class SqlTransaction:
         self._cur.execute(self._sql(sql), params)
 
     def _execute_many(self, sql: str, params: list[dict[str, Any]]) -> None:
+        self._require_writable()  # only ever writes
         self._cur.executemany(self._sql(sql), params)
+        self._cur.mark_written()
 
     def _require_writable(self) -> None:
         if not self._writable:
@@ -165,6 +170,7 @@ class SqlTransaction:
     def _write(self, sql: str, params: Mapping[str, Any]) -> None:
         self._require_writable()
         self._execute(sql, params)
+        self._cur.mark_written()
 
     def _one(self, sql: str, params: Mapping[str, Any]) -> Any:
         self._execute(sql, params)

@@ -76,8 +76,8 @@ class Writer:
         self._lock_path = backend.lock_path
         self._thread: forks.QueueThread[_Work[Any]] = forks.QueueThread("stockguard-writer", self._loop)
         self._lock_file: IO[bytes] | None = None
-        # Committed batches in which some work ran statements of its own (not
-        # only answers decided together): what this process changed, and when.
+        # Committed batches in which some work wrote (not only read, and not only
+        # answers decided together): what this process changed, and when.
         self.changes = 0
 
     def submit(self, run: Callable[[Any, Any], T], request: Any = None) -> Future[T]:
@@ -175,7 +175,7 @@ class Writer:
         return left
 
     def _run_one(self, cursor: Any, work: _Work[Any], answer: Any) -> tuple[_Work[Any], bool, Any, bool]:
-        """(work, succeeded, its value or error, ran statements of its own)"""
+        """(work, succeeded, its value or error, wrote something that stays)"""
         attempt = 0
         while True:
             attempt += 1
@@ -190,9 +190,9 @@ class Writer:
                     answer = None  # decided before the conflict: decide again in full
                     continue  # a deadlock victim, or a racing insert of the same key: run it again
                 failure = _unavailable(error) if self._is_store_error(error) else error
-                return work, False, failure, scoped.opened
+                return work, False, failure, False  # undone: nothing it wrote stays
             scoped.keep()
-            return work, True, value, scoped.opened
+            return work, True, value, scoped.written
 
     def _is_store_error(self, error: Exception) -> bool:
         return isinstance(error, self._errors) or self._backend.retryable(error)
@@ -231,6 +231,9 @@ class _NoStatements:
     def fetchall(self) -> list[Any]:
         raise _NeedsTransaction
 
+    def mark_written(self) -> None:
+        raise _NeedsTransaction
+
 
 _NO_STATEMENTS = _NoStatements()
 
@@ -241,6 +244,7 @@ class _SavepointCursor:
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
         self.opened = False
+        self.written = False  # a write ran, not only reads (an empty sweep writes nothing)
 
     def _open(self) -> None:
         if not self.opened:
@@ -260,6 +264,9 @@ class _SavepointCursor:
 
     def fetchall(self) -> list[Any]:
         return list(self._cursor.fetchall())
+
+    def mark_written(self) -> None:
+        self.written = True
 
     def keep(self) -> None:
         if self.opened:
