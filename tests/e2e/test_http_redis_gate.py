@@ -72,6 +72,9 @@ def test_a_sale_behind_the_gate_sells_every_unit_once_and_check_compares_gate_an
         assert outcomes == {"201": UNITS, "sold_out": BUYERS - UNITS}
         sold = _get(admin, f"/v1/listings/{listing_id}")
         assert (sold["sellable"], sold["sold"]) == (0, UNITS)
+        # Start-up reported Redis's persistence settings, which the acknowledgement relies on none of.
+        assert "its persistence: appendonly=" in server.log()
+        assert "rely on no Redis persistence" in server.log()
     checked = cli("check", *gate)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "the gate agrees with the store" in checked.stdout

@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -78,7 +78,8 @@ def assert_store_and_gate_agree(guard: Stockguard) -> None:
     assert guard.gate_drift() == []
 
 
-def sell_to_everyone(buyers: list[tuple[Stockguard, str, str]], threads: int = 16) -> Counter[str]:
+def sell_to_everyone(buyers: Sequence[tuple[Any, ...]], threads: int = 16) -> Counter[str]:
+    """Each buyer's ``buy(*buyer)``, many at once."""
     with ThreadPoolExecutor(threads) as pool:
         return Counter(pool.map(lambda b: buy(*b), buyers))
 
@@ -112,6 +113,35 @@ def forget_everything(guard: Stockguard, listing: str = "maotai-sale") -> None:
 def single_redis_url() -> str:
     single_redis().close()
     return REDIS_URL
+
+
+def test_a_bundle_and_a_single_sharing_one_item_never_oversell_it_through_the_gate(
+    processes: Callable[[str], Stockguard],
+) -> None:
+    """Each listing has its own tokens, counted from the same bottles: the gate lets through
+    more than the bottles allow, and the store refuses what does not fit."""
+    first, second = processes(single_redis_url()), processes(single_redis_url())
+    first.put_item("bottle", "Maotai bottle")
+    first.receive("bottle", 30)
+    first.put_listing("single", "One bottle", [("bottle", 1)], "order")
+    first.put_listing("pair", "Two bottles", [("bottle", 2)], "order")
+    buyers = [
+        (first if n % 2 else second, f"o-{n}", f"buyer-{n}", "single" if n % 3 else "pair")
+        for n in range(300)
+    ]
+    outcomes = sell_to_everyone(buyers)
+    assert set(outcomes) <= {"created", "sold_out"}
+    singles, pairs = first.get_listing("single").sold, first.get_listing("pair").sold
+    assert outcomes["created"] == singles + pairs
+    assert singles + 2 * pairs <= 30  # no bottle sold twice
+    # A bottle left over (the last buyers all wanted pairs) still sells to a single buyer.
+    left = 30 - singles - 2 * pairs
+    assert [buy(first, f"late-{n}", f"late-{n}", "single") for n in range(left + 1)] == ["created"] * left + [
+        "sold_out"
+    ]
+    assert first.check() == []
+    first.reconcile_gate()
+    assert first.gate_drift() == []
 
 
 def test_a_buyer_at_the_limit_is_refused_and_a_replay_answers_its_order(
