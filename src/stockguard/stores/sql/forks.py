@@ -12,7 +12,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -78,3 +78,33 @@ class QueueThread(Generic[T]):
             self._queue.put(None)
             self._thread.join(timeout)
         self._thread = None
+
+
+class KeptConnection:
+    """The driver connection a background thread keeps from batch to batch. One that failed is
+    dropped (``lost``): closed, its pool told (a restarted server took every connection with
+    it), and the next ``get`` connects again."""
+
+    def __init__(self, connect: Callable[[], Any], on_lost: Callable[[], None] | None) -> None:
+        self._connect = connect
+        self._on_lost = on_lost
+        self._connection: Any = None
+
+    def get(self) -> Any:
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
+    def lost(self) -> None:
+        if self._connection is None:
+            return  # connecting itself failed
+        self._connection.invalidate()
+        self._connection.close()
+        self._connection = None
+        if self._on_lost is not None:
+            self._on_lost()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

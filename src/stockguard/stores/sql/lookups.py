@@ -39,28 +39,18 @@ class OrderLookups:
         self._thread.close()
 
     def _loop(self, queued: queue.SimpleQueue[tuple[str, Future[bool]] | None]) -> None:
-        connection = None
-        while True:
-            waiting = forks.take_waiting(queued, MAX_IDS)
-            if waiting is None:
-                break
+        connection = forks.KeptConnection(self._connect, self._on_lost)
+        while (waiting := forks.take_waiting(queued, MAX_IDS)) is not None:
             try:
-                if connection is None:
-                    connection = self._connect()
-                found = self._look_up(connection, [order_id for order_id, _ in waiting])
+                found = self._look_up(connection.get(), [order_id for order_id, _ in waiting])
             except Exception as error:
                 for _, future in waiting:
                     future.set_exception(Unavailable(f"the database is unavailable: {error}"))
-                if connection is not None:
-                    connection.invalidate()
-                    connection.close()
-                    self._on_lost()
-                connection = None
+                connection.lost()
                 continue
             for order_id, future in waiting:
                 future.set_result(order_id in found)
-        if connection is not None:
-            connection.close()
+        connection.close()
 
     @staticmethod
     def _look_up(connection: Any, order_ids: list[str]) -> set[str]:

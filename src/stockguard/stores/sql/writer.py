@@ -93,28 +93,17 @@ class Writer:
         self._thread.close()
 
     def _loop(self, waiting: queue.SimpleQueue[_Work[Any] | None]) -> None:
-        connection = None
+        connection = forks.KeptConnection(self._connect, self._on_lost)
         self._lock_file = None if self._lock_path is None else open(self._lock_path, "a+b")  # noqa: SIM115
-        while True:
-            batch = forks.take_waiting(waiting, MAX_BATCH)
-            if batch is None:
-                break
+        while (batch := forks.take_waiting(waiting, MAX_BATCH)) is not None:
             try:
-                if connection is None:
-                    connection = self._connect()
-                self._run_batch(connection, batch)
+                self._run_batch(connection.get(), batch)
             except BaseException as error:  # the connection itself failed
                 for work in batch:
                     if not work.future.done():
                         _settle(work.future, False, _unavailable(error))
-                if connection is not None:
-                    connection.invalidate()
-                    connection.close()
-                    if self._on_lost is not None:
-                        self._on_lost()
-                connection = None
-        if connection is not None:
-            connection.close()
+                connection.lost()
+        connection.close()
         if self._lock_file is not None:
             self._lock_file.close()
 
