@@ -22,8 +22,9 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from stockguard import Stockguard, StockguardError, connect
+from stockguard import Stockguard, StockguardError, connect, draw_record
 from stockguard.bootstrap import MEMORY_URL, upgrade_database
+from stockguard.domain.draws import verify
 from stockguard.sim.bench import BenchConfig, bench_json, run_bench
 from stockguard.sim.demo import ARMS, ArmResult, DemoConfig, DriftFound, run_demo
 from stockguard.sim.pgarms import NotDurable
@@ -32,6 +33,7 @@ from stockguard.sim.pool import SimulationError
 from stockguard.sim.report import (
     RichView,
     bench_table,
+    draw_verdict_table,
     drift_table,
     gate_drift_table,
     pg_bench_table,
@@ -177,6 +179,12 @@ def serve(
     loop: Annotated[
         Loop | None, typer.Option(help="Event loop: asyncio (default) or uvloop (see the README).")
     ] = None,
+    rate_per_buyer: Annotated[
+        str | None, typer.Option(help='Orders a buyer may place, e.g. "5/second" or "20 per minute".')
+    ] = None,
+    rate_per_ip: Annotated[
+        str | None, typer.Option(help='Orders one IP may place (the order\'s "ip"), e.g. "100/minute".')
+    ] = None,
 ) -> None:
     """Run the HTTP service (API v1). Options override STOCKGUARD_* environment variables."""
     from stockguard.api.server import run
@@ -191,10 +199,12 @@ def serve(
         "data_dir": data_dir,
         "log_level": log_level,
         "loop": None if loop is None else loop.value,
+        "rate_per_buyer": rate_per_buyer,
+        "rate_per_ip": rate_per_ip,
     }
     try:
         run({key: value for key, value in chosen.items() if value is not None}, out)
-    except (ValueError, SchemaOutOfDate, RedisError) as error:
+    except (ValueError, SchemaOutOfDate, RedisError, StockguardError) as error:
         err.print(f"[bold red]cannot start:[/] {error}")
         raise typer.Exit(2) from None
 
@@ -235,6 +245,40 @@ def gate_reconcile(
     out.print(
         f"[green]gate loaded from the store[/] for {loaded:,} {'listing' if loaded == 1 else 'listings'}"
     )
+
+
+@app.command("verify-draw")
+def verify_draw(
+    draw_id: Annotated[str | None, typer.Argument(help="The draw to fetch from --url.")] = None,
+    url: Annotated[str, typer.Option(help="The service to fetch the draw from.")] = "http://127.0.0.1:8000",
+    token: Annotated[
+        str | None, typer.Option(envvar="STOCKGUARD_TOKEN", help="A storefront or admin token.")
+    ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option("--from", help='A saved record: {"draw": GET draw, "entries": GET entries}.'),
+    ] = None,
+    save: Annotated[Path | None, typer.Option(help="Also save the fetched record here.")] = None,
+) -> None:
+    """Recompute a draw's winners from its published record: the seed against its commitment,
+    every rank, and that nobody waiting ranks above a winner. Exit 1 when anything differs."""
+    try:
+        if record is not None:
+            data = draw_record.load(record)
+        elif draw_id is not None and token is not None:
+            data = draw_record.fetch(url, draw_id, token)
+        else:
+            err.print("give a DRAW_ID with --token (or STOCKGUARD_TOKEN), or --from a saved record")
+            raise typer.Exit(2)
+        if save is not None:
+            save.write_text(json.dumps(data, indent=2))
+        problems = verify(draw_record.published(data))
+    except draw_record.RecordUnreadable as error:
+        err.print(f"[bold red]cannot verify:[/] {error}")
+        raise typer.Exit(2) from None
+    out.print(draw_verdict_table(data, problems))
+    if problems:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -12,7 +12,7 @@ test module. The protocol is one JSON document per line:
 4. the worker prints one line: the JSON list of outcomes, one per call, in call order.
 
 Thread ``t`` runs calls ``t, t + n, t + 2n, ...`` one after the other. A call is
-``{"op": "place", "order_id", "buyer_id", "lines"}``, ``{"op": "pay", "order_id"}``
+``{"op": "place", "order_id", "buyer_id", "lines", "context"?}``, ``{"op": "pay", "order_id"}``
 or ``{"op": "expire"}``. An outcome is ``{"error": None or the exception class
 name, "created": bool, "order": {...}, "released": int}`` (keys as they apply).
 """
@@ -45,7 +45,8 @@ def run_call(sg: stockguard.Stockguard, call: JSON) -> JSON:
     op = call["op"]
     if op == "place":
         lines = [(listing_id, quantity) for listing_id, quantity in call["lines"]]
-        placement = sg.place_order(call["order_id"], call["buyer_id"], lines)
+        context = stockguard.OrderContext(**call["context"]) if "context" in call else None
+        placement = sg.placing(call["order_id"], call["buyer_id"], lines, context).result()
         return {"error": None, "created": placement.created, "order": _order_json(placement.order)}
     if op == "pay":
         return {"error": None, "order": _order_json(sg.pay(call["order_id"]))}
@@ -67,7 +68,7 @@ def main() -> None:
     job: JSON = json.loads(sys.stdin.readline())
     calls: list[JSON] = job["calls"]
     threads: int = job["threads"]
-    sg = stockguard.connect(job["url"])
+    sg = stockguard.connect(job["url"], address_key=bytes.fromhex(job["address_key"]))
     outcomes: list[JSON | None] = [None] * len(calls)
     go = threading.Event()
 

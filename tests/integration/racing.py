@@ -28,6 +28,8 @@ JSON = dict[str, Any]
 WORKER = Path(__file__).with_name("race_worker.py")
 PROCESSES = 4
 THREADS = 8
+# Every process of one store hashes delivery addresses with the same key.
+ADDRESS_KEY = b"racing-address-key"
 # A race that has not finished by then is hung; its workers are killed.
 RACE_TIMEOUT_SECONDS = 120
 
@@ -55,8 +57,10 @@ class Shop:
     sg: Stockguard
 
 
-def place(order_id: str, buyer_id: str, listing_id: str, quantity: int = 1) -> JSON:
-    return {"op": "place", "order_id": order_id, "buyer_id": buyer_id, "lines": [[listing_id, quantity]]}
+def place(order_id: str, buyer_id: str, listing_id: str, quantity: int = 1, **context: str) -> JSON:
+    """A placement call; ``context``: device_id, ip, address, as an order may carry them."""
+    call = {"op": "place", "order_id": order_id, "buyer_id": buyer_id, "lines": [[listing_id, quantity]]}
+    return call | {"context": context} if context else call
 
 
 def pay(order_id: str) -> JSON:
@@ -84,7 +88,8 @@ def race(
     shares = [list(calls[p::processes]) for p in range(processes)]
     with _workers(processes) as workers:
         for worker, share in zip(workers, shares, strict=True):
-            _send(worker, json.dumps({"url": shop.url, "threads": threads, "calls": share}))
+            job = {"url": shop.url, "threads": threads, "calls": share, "address_key": ADDRESS_KEY.hex()}
+            _send(worker, json.dumps(job))
         for worker in workers:
             _expect(worker, "ready")
         if start_at is not None:

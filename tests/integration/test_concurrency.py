@@ -168,6 +168,29 @@ def test_per_buyer_limit_holds_when_one_buyer_fires_many_orders_at_once(shop: Sh
     assert_promises_kept(sg)
 
 
+def test_a_ring_of_50_new_accounts_shipping_to_one_address_gets_only_the_address_limit(shop: Shop) -> None:
+    sg = shop.sg
+    stock(sg, "maotai", 100)
+    sg.put_listing(
+        "maotai-sale", "Maotai", [("maotai", 1)], "reserve", per_buyer_limit=2, per_address_limit=3
+    )
+    # Each account orders twice (its own limit would allow it), from its own device, to one
+    # address spelled a few ways; four processes of eight threads fire them at once.
+    spellings = ["88 Canal Street, Unit 5", "88 canal street unit 5", "88  CANAL STREET  UNIT 5"]
+    calls = [
+        place(f"o-{n}-{k}", f"ring-{n}", "maotai-sale", device_id=f"phone-{n}", address=spellings[n % 3])
+        for n in range(50)
+        for k in range(2)
+    ]
+
+    outcomes = race(shop, calls)
+
+    assert errors(outcomes) == {None: 3, "LimitExceeded": 97}, first_details(outcomes)
+    assert level(sg, "maotai").reserved == 3
+    assert sg.get_listing("maotai-sale").sold == 3
+    assert_promises_kept(sg)
+
+
 def test_payment_deduction_lets_exactly_as_many_payments_succeed_as_units(shop: Shop) -> None:
     sg = shop.sg
     stock(sg, "maotai", 10)

@@ -11,11 +11,11 @@ from fastapi import APIRouter, FastAPI
 from starlette.routing import BaseRoute
 
 from stockguard.api import problems
-from stockguard.api.auth import Tokens, load_or_create
+from stockguard.api.auth import Tokens, address_key, load_or_create
 from stockguard.api.bridge import LoopBridge
 from stockguard.api.fast_orders import PATH, FastPlacement
 from stockguard.api.middleware import AccessLog, BodyLimit
-from stockguard.api.routes import items, listings, ops, orders
+from stockguard.api.routes import buyers, draws, items, listings, ops, orders
 from stockguard.api.settings import Settings
 from stockguard.api.sweeper import Sweeper
 from stockguard.bootstrap import connect
@@ -40,7 +40,12 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = guard or connect(
-            settings.db_url, redis_url=settings.redis, redis_prefix=settings.redis_prefix
+            settings.db_url,
+            redis_url=settings.redis,
+            redis_prefix=settings.redis_prefix,
+            address_key=settings.address_key_bytes() or address_key(settings.data_dir),
+            rate_per_buyer=settings.rate_per_buyer,
+            rate_per_ip=settings.rate_per_ip,
         )
         app.state.guard = service
         app.state.bridge = LoopBridge(asyncio.get_running_loop())
@@ -62,7 +67,7 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
     )
     app.state.tokens = tokens
     problems.install(app)
-    for module in (items, listings, orders, ops):
+    for module in (items, listings, orders, buyers, draws, ops):
         app.include_router(module.router)
     # Innermost, inside the access log and the body limit.
     app.add_middleware(FastPlacement, route=_route(orders.router, "POST", PATH))

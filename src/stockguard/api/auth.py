@@ -57,3 +57,24 @@ def load_or_create(data_dir: Path) -> tuple[Tokens, bool]:
     with os.fdopen(fd, "w") as handle:
         json.dump({"admin": tokens.admin, "storefront": tokens.storefront}, handle)
     return tokens, True
+
+
+ADDRESS_KEY_FILE = "address.key"
+
+
+def address_key(data_dir: Path) -> bytes:
+    """The secret delivery addresses are hashed with, kept in ``data_dir`` (owner-only), created on
+    first use. Every process of one store must hash with the same key: a service spread over
+    machines sets ``STOCKGUARD_ADDRESS_KEY`` instead."""
+    path = data_dir / ADDRESS_KEY_FILE
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process just created it
+        return address_key(data_dir)
+    key = secrets.token_bytes(32)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.hex())
+    return key

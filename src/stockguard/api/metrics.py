@@ -20,6 +20,14 @@ from stockguard.service import Stockguard
 ORDERS = Counter(
     "stockguard_orders", "Order placements by outcome (created, replayed or the error code).", ["outcome"]
 )
+REFUSALS = Counter(
+    "stockguard_refusals",
+    "Refused orders by code and by the rule that refused them (a screening rule, a limit).",
+    ["code", "rule"],
+)
+DRAW_ENTRIES = Counter(
+    "stockguard_draw_entries", "Draw entries by outcome (entered or the error code).", ["outcome"]
+)
 HOLDS_EXPIRED = Counter("stockguard_holds_expired", "Holds released by the expiry sweeper.")
 LATENCY = Histogram(
     "stockguard_request_seconds",
@@ -34,6 +42,11 @@ LATENCY = Histogram(
 @functools.lru_cache(maxsize=256)
 def orders_with(outcome: str) -> Any:
     return ORDERS.labels(outcome)
+
+
+@functools.lru_cache(maxsize=256)
+def refusals_by(code: str, rule: str) -> Any:
+    return REFUSALS.labels(code, rule)
 
 
 @functools.lru_cache(maxsize=4096)

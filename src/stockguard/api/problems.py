@@ -15,8 +15,10 @@ from stockguard.domain.errors import (
     InvalidInput,
     InvalidTransition,
     LimitExceeded,
+    NotEligible,
     NotFound,
     OrderConflict,
+    RateLimited,
     SoldOut,
     StockguardError,
     Unavailable,
@@ -32,6 +34,8 @@ STATUS_OF: dict[type[StockguardError], int] = {
     OrderConflict: 409,
     InvalidTransition: 409,
     HoldExpired: 410,
+    NotEligible: 403,
+    RateLimited: 429,
     Unavailable: 503,
 }
 
@@ -78,9 +82,15 @@ def status_of(error: StockguardError) -> int:
 
 def from_domain(error: StockguardError) -> JSONResponse:
     extra: dict[str, Any] = {}
+    headers = None
     if isinstance(error, InvalidInput):
         extra["errors"] = error.errors
-    headers = {"Retry-After": "1"} if isinstance(error, Unavailable) else None
+    elif isinstance(error, NotEligible):
+        extra["reasons"] = error.reasons
+    elif isinstance(error, RateLimited):
+        headers = {"Retry-After": str(error.retry_after)}
+    elif isinstance(error, Unavailable):
+        headers = {"Retry-After": "1"}
     return problem(status_of(error), error.code, error.detail, headers, **extra)
 
 

@@ -7,19 +7,25 @@ the API refuse alike.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+from stockguard.domain.draws import Draw, Entry, entries_digest
 from stockguard.domain.model import ItemStock, Level, ListingStock, Order
 from stockguard.domain.validation import MAX_QUANTITY
+from stockguard.service import BuyerRecord, DrawReport
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
 Count = Annotated[int, Field(strict=True, ge=0, le=MAX_QUANTITY)]
+IpText = Annotated[str, StringConstraints(min_length=2, max_length=45)]  # parsed by the domain
+Address = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Moment = Annotated[AwareDatetime, Field(description="ISO 8601 with a time zone.")]
 
 
 class Request(BaseModel):
@@ -48,6 +54,24 @@ class ComponentIn(Request):
     quantity: Quantity
 
 
+class ScreeningIn(Request):
+    """Who may buy: every rule left out (or false) is not asked. A buyer fails with 403 `not_eligible`."""
+
+    min_account_age_days: Count | None = Field(None, description="Days since the account was opened.")
+    min_paid_orders: Count | None = None
+    min_active_days_90d: Annotated[int, Field(strict=True, ge=0, le=90)] | None = None
+    min_membership_days: Count | None = Field(None, description="Days since the membership began.")
+    phone_verified: StrictBool = False
+
+
+class ScreeningOut(BaseModel):
+    min_account_age_days: int | None
+    min_paid_orders: int | None
+    min_active_days_90d: int | None
+    min_membership_days: int | None
+    phone_verified: bool
+
+
 class ListingIn(Request):
     title: Text
     components: Annotated[list[ComponentIn], Field(min_length=1, max_length=50)]
@@ -55,6 +79,9 @@ class ListingIn(Request):
     hold_seconds: Annotated[int, Field(strict=True, ge=1, le=86_400)] = 900
     per_buyer_limit: Quantity | None = None
     quota: Count | None = None
+    screening: ScreeningIn | None = None
+    per_device_limit: Quantity | None = Field(None, description="Its orders must then name `device_id`.")
+    per_address_limit: Quantity | None = Field(None, description="Its orders must then name `address`.")
 
 
 class LineIn(Request):
@@ -66,6 +93,9 @@ class OrderIn(Request):
     order_id: Id
     buyer_id: Id
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=100)]
+    device_id: Id | None = Field(None, description="The buyer's device, as the shop identifies it.")
+    ip: IpText | None = Field(None, description="The buyer's IP address (rate limits per IP count it).")
+    address: Address | None = Field(None, description="The delivery address; only a keyed hash is kept.")
 
 
 class LevelOut(BaseModel):
@@ -107,6 +137,9 @@ class ListingOut(BaseModel):
     hold_seconds: int
     per_buyer_limit: int | None
     quota: int | None
+    screening: ScreeningOut | None
+    per_device_limit: int | None
+    per_address_limit: int | None
     sellable: int
     sold: int
 
@@ -132,6 +165,9 @@ class OrderOut(BaseModel):
     updated_at: datetime
     lines: list[LineOut]
     allocations: list[AllocationOut] = Field(description="Where the stock is held or was taken from.")
+    device_id: str | None = None
+    ip: str | None = None
+    address_hash: str | None = Field(None, description="Keyed hash of the delivery address.")
 
 
 class HealthOut(BaseModel):
@@ -145,6 +181,9 @@ class ProblemOut(BaseModel):
     detail: str
     code: str
     errors: list[str] | None = None
+    reasons: list[str] | None = Field(
+        None, description="`not_eligible`: each screening rule the buyer fails."
+    )
 
 
 def _level(level: Level) -> LevelOut:
@@ -184,6 +223,9 @@ def listing_out(stock: ListingStock) -> ListingOut:
         hold_seconds=listing.hold_seconds,
         per_buyer_limit=listing.per_buyer_limit,
         quota=listing.quota,
+        screening=None if listing.screening is None else ScreeningOut(**asdict(listing.screening)),
+        per_device_limit=listing.per_device_limit,
+        per_address_limit=listing.per_address_limit,
         sellable=stock.sellable,
         sold=stock.sold,
     )
@@ -202,4 +244,172 @@ def order_out(order: Order) -> OrderOut:
         allocations=[
             AllocationOut(sku=a.sku, warehouse=a.warehouse, quantity=a.quantity) for a in order.allocations
         ],
+        device_id=order.context.device_id,
+        ip=order.context.ip,
+        address_hash=order.context.address_hash,
+    )
+
+
+# -- buyers
+class BuyerIn(Request):
+    registered_at: Moment
+    member_since: Moment | None = Field(None, description="When the membership began; null: not a member.")
+    paid_orders: Count = 0
+    active_days_90d: Annotated[int, Field(strict=True, ge=0, le=90)] = 0
+    last_active_at: Moment | None = None
+    phone_verified: StrictBool = False
+
+
+class VerdictIn(Request):
+    verdict: Literal["allow", "deny"]
+    reason: Text
+
+
+class VerdictOut(BaseModel):
+    verdict: Literal["allow", "deny"]
+    reason: str
+    at: datetime
+
+
+class BuyerOut(BaseModel):
+    buyer_id: str
+    registered_at: datetime | None = Field(description="Null when the shop never sent a profile.")
+    member_since: datetime | None
+    paid_orders: int | None
+    active_days_90d: int | None
+    last_active_at: datetime | None
+    phone_verified: bool | None
+    verdict: VerdictOut | None = Field(description="An operator's decision; it wins over screening.")
+
+
+def buyer_out(record: BuyerRecord) -> BuyerOut:
+    profile, override = record.profile, record.override
+    return BuyerOut(
+        buyer_id=record.buyer_id,
+        registered_at=None if profile is None else profile.registered_at,
+        member_since=None if profile is None else profile.member_since,
+        paid_orders=None if profile is None else profile.paid_orders,
+        active_days_90d=None if profile is None else profile.active_days_90d,
+        last_active_at=None if profile is None else profile.last_active_at,
+        phone_verified=None if profile is None else profile.phone_verified,
+        verdict=None
+        if override is None
+        else VerdictOut(verdict=override.verdict.value, reason=override.reason, at=override.at),
+    )
+
+
+# -- draws
+class DrawIn(Request):
+    listing_id: Id
+    units: Quantity = Field(description="Winners: one unit each.")
+    opens_at: Moment
+    closes_at: Moment
+    payment_seconds: Annotated[int, Field(strict=True, ge=1, le=86_400)] = Field(
+        900, description="How long a winner's hold lasts before the next buyer on the list gets it."
+    )
+
+
+class EntryIn(Request):
+    buyer_id: Id
+    device_id: Id | None = None
+    ip: IpText | None = None
+    address: Address | None = Field(None, description="The delivery address; only a keyed hash is kept.")
+
+
+class EntryOut(BaseModel):
+    draw_id: str
+    buyer_id: str
+    number: int = Field(description="1, 2, ... in the order entries arrived.")
+    entered_at: datetime
+
+
+class WinnerOut(BaseModel):
+    buyer_id: str
+    rank: int
+    order_id: str
+    status: Literal["placed", "reserved", "paid", "shipped", "cancelled", "expired"] | None
+
+
+class RankedOut(BaseModel):
+    buyer_id: str
+    rank: int
+
+
+class PassedOverOut(RankedOut):
+    reason: str
+
+
+class DrawOut(BaseModel):
+    draw_id: str
+    listing_id: str
+    units: int
+    opens_at: datetime
+    closes_at: datetime
+    payment_seconds: int
+    state: Literal["scheduled", "open", "closed", "drawn"]
+    commitment: str = Field(description="SHA-256 of the seed (its hex text), published at creation.")
+    seed: str | None = Field(description="Revealed by the run, never before.")
+    drawn_at: datetime | None
+    entries: int
+    winners: list[WinnerOut] = Field(description="Entries given a unit, by rank: paid, holding or lapsed.")
+    waiting: list[RankedOut] = Field(description="In line for a unit a winner does not pay for, by rank.")
+    passed_over: list[PassedOverOut] = Field(description="Drawn, but refused a unit (screening, limits).")
+
+
+class DrawEntriesOut(BaseModel):
+    """What anyone needs to recompute a draw (``stockguard verify-draw``)."""
+
+    draw_id: str
+    commitment: str
+    seed: str | None
+    units: int
+    entries_digest: str
+    entries: list[str] = Field(description="The entered buyer ids, in arrival order.")
+
+
+def entry_out(entry: Entry) -> EntryOut:
+    return EntryOut(
+        draw_id=entry.draw_id, buyer_id=entry.buyer_id, number=entry.number, entered_at=entry.entered_at
+    )
+
+
+def draw_out(report: DrawReport) -> DrawOut:
+    draw = report.draw
+    return DrawOut(
+        draw_id=draw.draw_id,
+        listing_id=draw.listing_id,
+        units=draw.units,
+        opens_at=draw.opens_at,
+        closes_at=draw.closes_at,
+        payment_seconds=draw.payment_seconds,
+        state=report.state.value,
+        commitment=draw.commitment,
+        seed=report.seed,
+        drawn_at=draw.drawn_at,
+        entries=report.entries,
+        winners=[
+            WinnerOut(
+                buyer_id=a.entry.buyer_id,
+                rank=a.entry.rank or 0,
+                order_id=a.entry.order_id or "",
+                status=None if a.status is None else a.status.value,
+            )
+            for a in report.winners
+        ],
+        waiting=[RankedOut(buyer_id=e.buyer_id, rank=e.rank or 0) for e in report.waiting],
+        passed_over=[
+            PassedOverOut(buyer_id=e.buyer_id, rank=e.rank or 0, reason=e.passed_over or "")
+            for e in report.passed_over
+        ],
+    )
+
+
+def draw_entries_out(draw: Draw, buyer_ids: list[str]) -> DrawEntriesOut:
+    return DrawEntriesOut(
+        draw_id=draw.draw_id,
+        commitment=draw.commitment,
+        seed=draw.seed if draw.drawn_at is not None else None,
+        units=draw.units,
+        entries_digest=entries_digest(buyer_ids),
+        entries=buyer_ids,
     )

@@ -35,7 +35,13 @@ def run(overrides: dict[str, Any], console: Console) -> None:
     # and report its persistence settings once.
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    connect(settings.db_url, redis_url=settings.redis, redis_prefix=settings.redis_prefix).close()
+    connect(
+        settings.db_url,
+        redis_url=settings.redis,
+        redis_prefix=settings.redis_prefix,
+        rate_per_buyer=settings.rate_per_buyer,  # a limit that does not parse stops the start here
+        rate_per_ip=settings.rate_per_ip,
+    ).close()
     if settings.workers > 1:
         # Each worker writes its counters to files that /metrics adds up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="stockguard-metrics-")

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     admin_token: SecretStr | None = None
     storefront_token: SecretStr | None = None
+    # The secret delivery addresses are hashed with (any text). None: a key kept in data_dir.
+    address_key: SecretStr | None = None
+    # Order placements allowed per buyer and per IP, such as "5/second" or "30 per minute"
+    # (several joined by ";"); counted in Redis when `redis` is set, else in each process.
+    rate_per_buyer: str | None = None
+    rate_per_ip: str | None = None
     sweep_interval: float = Field(default=0.2, gt=0, le=60)  # seconds between expiry sweeps
     log_level: str = "info"
     # The event loop. uvloop is a little faster per request, but its libuv (1.45 and
@@ -39,3 +45,7 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.db or f"sqlite:///{(self.data_dir / 'stockguard.db').resolve()}"
+
+    def address_key_bytes(self) -> bytes | None:
+        """The configured address key, or None (the caller then keeps one in data_dir)."""
+        return None if self.address_key is None else self.address_key.get_secret_value().encode()

@@ -8,16 +8,23 @@ one place. Catch :class:`StockguardError` to catch them all.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Self
 
 
 class StockguardError(Exception):
     """Base of every error stockguard raises on purpose."""
 
     code = "error"
+    # The rules that refused, by name, for metrics ("per_device", "account_age", ...).
+    rules: Sequence[str] = ()
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    def by(self, *rules: str) -> Self:
+        self.rules = rules
+        return self
 
 
 class InvalidInput(StockguardError):
@@ -54,6 +61,18 @@ class UnknownOrder(NotFound):
         self.order_id = order_id
 
 
+class UnknownBuyer(NotFound):
+    def __init__(self, buyer_id: str) -> None:
+        super().__init__(f"unknown buyer {buyer_id!r}")
+        self.buyer_id = buyer_id
+
+
+class UnknownDraw(NotFound):
+    def __init__(self, draw_id: str) -> None:
+        super().__init__(f"unknown draw {draw_id!r}")
+        self.draw_id = draw_id
+
+
 class UnknownShipment(NotFound):
     def __init__(self, shipment_id: str) -> None:
         super().__init__(f"unknown incoming shipment {shipment_id!r}")
@@ -81,7 +100,21 @@ class LimitExceeded(StockguardError):
 
     @classmethod
     def buyer(cls, buyer_id: str, listing_id: str, used: int, limit: int) -> LimitExceeded:
-        return cls(f"buyer {buyer_id!r} has {used} of listing {listing_id!r}; the limit is {limit}")
+        return cls(f"buyer {buyer_id!r} has {used} of listing {listing_id!r}; the limit is {limit}").by(
+            "per_buyer"
+        )
+
+    @classmethod
+    def device(cls, listing_id: str, used: int, limit: int) -> LimitExceeded:
+        return cls(f"this device has {used} of listing {listing_id!r}; the limit per device is {limit}").by(
+            "per_device"
+        )
+
+    @classmethod
+    def address(cls, listing_id: str, used: int, limit: int) -> LimitExceeded:
+        return cls(
+            f"this delivery address has {used} of listing {listing_id!r}; the limit per address is {limit}"
+        ).by("per_address")
 
 
 class OrderConflict(StockguardError):
@@ -100,6 +133,32 @@ class HoldExpired(StockguardError):
     """Paying an order whose hold expired when no stock is left to take again."""
 
     code = "expired"
+
+
+class NotEligible(StockguardError):
+    """The buyer fails the listing's screening (or an operator denied them).
+
+    ``reasons`` are sentences a shop's support team can read to the customer,
+    one per failed rule; ``rules`` name the same rules for machines (metrics).
+    """
+
+    code = "not_eligible"
+
+    def __init__(self, detail: str, reasons: Sequence[str], rules: Sequence[str]) -> None:
+        super().__init__(detail)
+        self.reasons = list(reasons)
+        self.rules = tuple(rules)
+
+
+class RateLimited(StockguardError):
+    """Too many requests from one buyer or one IP address; try again after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after: int, *, rule: str = "rate") -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+        self.rules = (rule,)
 
 
 class Unavailable(StockguardError):

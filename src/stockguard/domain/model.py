@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from stockguard.domain.screening import NO_CONTEXT, BuyerContext, Screening
+
 
 class Deduction(enum.StrEnum):
     """When a listing's stock is taken (DOMAIN.md, the three strategies)."""
@@ -127,6 +129,19 @@ class Listing:
     hold_seconds: int = 900
     per_buyer_limit: int | None = None
     quota: int | None = None
+    # Who may buy (None: anyone), and limits counted per device and per delivery address.
+    screening: Screening | None = None
+    per_device_limit: int | None = None
+    per_address_limit: int | None = None
+
+    @property
+    def guarded(self) -> bool:
+        """Whether placing it needs more than the stock, the buyer's limit and the quota."""
+        return (
+            self.screening is not None
+            or self.per_device_limit is not None
+            or self.per_address_limit is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +170,7 @@ class Order:
     updated_at: datetime
     expires_at: datetime | None = None
     allocations: tuple[Allocation, ...] = ()
+    context: BuyerContext = NO_CONTEXT
 
     @property
     def holds_stock(self) -> bool:

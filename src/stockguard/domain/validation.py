@@ -6,8 +6,10 @@ same values with the same words.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from itertools import islice
 
 from stockguard.domain.errors import InvalidInput
@@ -55,3 +57,18 @@ def check_pairs(values: object, field: str, *, limit: int) -> list[tuple[object,
     if not 1 <= len(pairs) <= limit:
         raise InvalidInput(f"{field} must hold 1 to {limit} entries")
     return pairs
+
+
+def check_ip(value: object, field: str = "ip") -> str:
+    """An IPv4 or IPv6 address, returned in its one canonical spelling."""
+    try:
+        return str(ipaddress.ip_address(value if isinstance(value, str) else ""))
+    except ValueError:
+        raise InvalidInput(f"{field} must be an IPv4 or IPv6 address") from None
+
+
+def check_moment(value: object, field: str) -> datetime:
+    """A time with its time zone (a naive time would be read in whatever zone the server is in)."""
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{field} must be a time with a time zone")
+    return value

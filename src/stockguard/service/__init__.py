@@ -2,12 +2,14 @@
 
 from stockguard.service.admission import GateDrift
 from stockguard.service.audit import AuditService
-from stockguard.service.base import Clock, utc_now
+from stockguard.service.base import Clock, OrderContext, utc_now
+from stockguard.service.buyers import BuyerRecord, BuyerService
 from stockguard.service.catalog import CatalogService, CountResult, Saved, Shortage
-from stockguard.service.orders import OrderService, Placement
+from stockguard.service.draws import Award, DrawReport, DrawService
+from stockguard.service.orders import Placement
 
 
-class Stockguard(CatalogService, OrderService, AuditService):
+class Stockguard(CatalogService, DrawService, BuyerService, AuditService):
     """The library facade: every use case of stockguard on one store.
 
     Build one with :func:`stockguard.connect` (a store URL) or directly from a
@@ -35,7 +37,22 @@ class Stockguard(CatalogService, OrderService, AuditService):
         """Stop the gate's threads (if any), then close the store."""
         if self._gated is not None:
             self._gated.close()
+        if self._rate_limits is not None:
+            self._rate_limits.close()
         self.store.close()
 
 
-__all__ = ["Clock", "CountResult", "GateDrift", "Placement", "Saved", "Shortage", "Stockguard", "utc_now"]
+__all__ = [
+    "Award",
+    "BuyerRecord",
+    "Clock",
+    "CountResult",
+    "DrawReport",
+    "GateDrift",
+    "OrderContext",
+    "Placement",
+    "Saved",
+    "Shortage",
+    "Stockguard",
+    "utc_now",
+]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from stockguard.domain import rules
-from stockguard.domain.errors import UnknownItem, UnknownListing, UnknownOrder
+from stockguard.domain.errors import NotEligible, UnknownItem, UnknownListing, UnknownOrder
 from stockguard.domain.model import (
     Item,
     ItemStock,
@@ -18,11 +19,14 @@ from stockguard.domain.model import (
     OrderStatus,
     Reason,
 )
+from stockguard.domain.screening import NO_CONTEXT, BuyerContext, Failure, Screening, hash_address, screen
+from stockguard.domain.validation import check_id, check_ip, check_text
 from stockguard.service.sold_out import SoldOutBoard
 from stockguard.stores.base import Store, Transaction
 
 if TYPE_CHECKING:
     from stockguard.service.gated import GatedPlacement
+    from stockguard.service.rate_limits import RateLimits
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -37,13 +41,58 @@ def utc_now() -> datetime:
 SWEEP_BATCH = 500
 
 
+@dataclass(frozen=True, slots=True)
+class OrderContext:
+    """What a shop may tell about an order's buyer beyond their id: device, IP, delivery address.
+
+    The address itself is never kept: the service stores a keyed hash of it.
+    """
+
+    device_id: str | None = None
+    ip: str | None = None
+    address: str | None = None
+
+
 class ServiceBase:
-    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+    def __init__(self, store: Store, clock: Clock = utc_now, *, address_key: bytes | None = None) -> None:
+        """``address_key``: the secret delivery addresses are hashed with. Every process sharing a
+        store needs the same one; without it, a random key that lives as long as this object."""
         self.store = store
         self.clock = clock
         # Listings this process saw sold out: their buyers are refused off the write path.
         self._sold_out = SoldOutBoard()
         self._gated: GatedPlacement | None = None
+        self._rate_limits: RateLimits | None = None
+        self._address_key = address_key if address_key is not None else secrets.token_bytes(32)
+
+    def use_rate_limits(self, limits: RateLimits) -> None:
+        """Count order placements per buyer and per IP; None of either limit set: no counting at all."""
+        self._rate_limits = limits if limits.enabled else None
+
+    def _buyer_context(self, context: OrderContext) -> BuyerContext:
+        """Validate what the shop told about the buyer, and hash the address."""
+        device_id = None if context.device_id is None else check_id(context.device_id, "device_id")
+        ip = None if context.ip is None else check_ip(context.ip)
+        address = None if context.address is None else check_text(context.address, "address", max_length=500)
+        if (device_id, ip, address) == (None, None, None):
+            return NO_CONTEXT
+        address_hash = None if address is None else hash_address(self._address_key, address)
+        return BuyerContext(device_id, ip, address_hash)
+
+    def _screen(self, tx: Transaction, buyer_id: str, screenings: Iterable[Screening], now: datetime) -> None:
+        """Raise NotEligible naming every rule of these screenings the buyer fails."""
+        profile, override = tx.buyer(buyer_id), tx.override(buyer_id)
+        failures: dict[str, Failure] = {}
+        for screening in screenings:
+            for failure in screen(screening, profile, override, now):
+                failures.setdefault(failure.reason, failure)
+        if failures:
+            found = list(failures.values())
+            raise NotEligible(
+                f"buyer {buyer_id!r} may not buy this: " + "; ".join(f.reason for f in found),
+                [f.reason for f in found],
+                [f.rule for f in found],
+            )
 
     # -- loaders used inside transactions
     @staticmethod
@@ -79,7 +128,12 @@ class ServiceBase:
         tx.update_order(expired)
         count_sold(tx, order, -1)
         self._ended(order)
+        self._released(tx, expired, now)
         return expired
+
+    def _released(self, tx: Transaction, order: Order, now: datetime) -> None:
+        """An order ended by expiry or cancellation, in the transaction that ended it (draws
+        promote the next buyer on their waiting list here)."""
 
     def _ended(self, order: Order) -> None:
         """An order stopped counting (expired, cancelled): a gate in front of the store hears of

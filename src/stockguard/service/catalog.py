@@ -23,6 +23,7 @@ from stockguard.domain.model import (
     Shipment,
     Warehouse,
 )
+from stockguard.domain.screening import Screening
 from stockguard.domain.validation import check_id, check_pairs, check_quantity, check_text
 from stockguard.service.base import ServiceBase
 from stockguard.stores.base import Transaction
@@ -214,10 +215,24 @@ class CatalogService(ServiceBase):
         hold_seconds: int = 900,
         per_buyer_limit: int | None = None,
         quota: int | None = None,
+        *,
+        screening: Screening | None = None,
+        per_device_limit: int | None = None,
+        per_address_limit: int | None = None,
     ) -> Saved[ListingStock]:
-        """Create or replace a listing. Live orders keep the terms they were placed under."""
+        """Create or replace a listing. Live orders keep the terms they were placed under.
+
+        ``screening``: who may buy it (``domain.screening``); ``per_device_limit`` and
+        ``per_address_limit`` count live and paid orders like ``per_buyer_limit``, and make
+        its orders name their device and delivery address."""
         listing = _valid_listing(
             listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota
+        )
+        listing = replace(
+            listing,
+            screening=_valid_screening(screening),
+            per_device_limit=_valid_limit(per_device_limit, "per_device_limit"),
+            per_address_limit=_valid_limit(per_address_limit, "per_address_limit"),
         )
 
         def work(tx: Transaction) -> Saved[ListingStock]:
@@ -283,6 +298,25 @@ def _valid_listing(
     if quota is not None:
         check_quantity(quota, "quota", minimum=0)
     return Listing(listing_id, title, parts, strategy, hold_seconds, per_buyer_limit, quota)
+
+
+def _valid_limit(limit: int | None, field: str) -> int | None:
+    return None if limit is None else check_quantity(limit, field)
+
+
+def _valid_screening(screening: Screening | None) -> Screening | None:
+    """Every threshold a whole number of at least 0 (active days at most 90); nothing asked: None."""
+    if screening is None:
+        return None
+    for field in ("min_account_age_days", "min_paid_orders", "min_active_days_90d", "min_membership_days"):
+        value = getattr(screening, field)
+        if value is not None:
+            check_quantity(value, f"screening.{field}", minimum=0)
+    if (screening.min_active_days_90d or 0) > 90:
+        raise InvalidInput("screening.min_active_days_90d must be between 0 and 90")
+    if not isinstance(screening.phone_verified, bool):
+        raise InvalidInput("screening.phone_verified must be true or false")
+    return screening if screening.asks_anything else None
 
 
 def _ensure_level(tx: Transaction, item: Item, warehouse: str, now: datetime) -> Level:

@@ -24,9 +24,10 @@ from stockguard.domain.model import (
     Reason,
 )
 from stockguard.domain.rules import Action
+from stockguard.domain.screening import NO_CONTEXT, BuyerContext
 from stockguard.domain.validation import check_id, check_pairs, check_quantity
 from stockguard.service.admission import AdmissionGate
-from stockguard.service.base import ServiceBase, count_sold, pass_on
+from stockguard.service.base import OrderContext, ServiceBase, count_sold, pass_on
 from stockguard.service.gated import GatedPlacement
 from stockguard.service.sold_out import Proof
 from stockguard.stores.base import PlaceRequest, Transaction
@@ -67,15 +68,22 @@ class OrderService(ServiceBase):
         return self.placing(order_id, buyer_id, lines).result()
 
     def placing(
-        self, order_id: str, buyer_id: str, lines: Sequence[OrderLine | tuple[str, int]]
+        self,
+        order_id: str,
+        buyer_id: str,
+        lines: Sequence[OrderLine | tuple[str, int]],
+        context: OrderContext | None = None,
     ) -> Future[Placement]:
         """``place_order`` for callers that must not block (an event loop): bad input, and a
-        refusal known without waiting (a sold-out listing), raise here; every other answer
-        arrives through the future once decided and committed."""
+        refusal known without waiting (a sold-out listing, a rate limit), raise here; every
+        other answer arrives through the future once decided and committed."""
         check_id(order_id, "order_id")
         check_id(buyer_id, "buyer_id")
         parsed = parse_lines(lines)
-        request = PlaceRequest(order_id, buyer_id, parsed, self.clock())
+        known = NO_CONTEXT if context is None else self._buyer_context(context)
+        if self._rate_limits is not None:
+            self._rate_limits.check(buyer_id, known.ip)
+        request = PlaceRequest(order_id, buyer_id, parsed, self.clock(), known)
         if self._gated is not None and len(parsed) == 1:
             return self._gated.placing(request)
         return self.placing_in_store(request)
@@ -103,7 +111,10 @@ class OrderService(ServiceBase):
 
     def submit(self, request: PlaceRequest) -> Future[Placement]:
         """Queue the placement on the store's write path."""
-        future = self.store.submit(lambda tx: self._place(tx, request), placing=request)
+        # A store's one-step placement keeps no device, IP or address: orders carrying them
+        # are decided by the service's own code.
+        one_step = request if request.context is NO_CONTEXT else None
+        future = self.store.submit(lambda tx: self._place(tx, request), placing=one_step)
         future.add_done_callback(lambda done: self._learn_sold_out(done, request))
         return future
 
@@ -182,36 +193,58 @@ class OrderService(ServiceBase):
         order_id, buyer_id, lines, now = request.order_id, request.buyer_id, request.lines, request.now
         existing = tx.order(order_id)
         if existing is not None:
-            if existing.buyer_id != buyer_id or existing.lines != lines:
+            if (existing.buyer_id, existing.lines, existing.context) != (buyer_id, lines, request.context):
                 raise OrderConflict(f"order {order_id!r} exists with a different body")
             return Placement(self._expired_if_due(tx, existing, now), created=False)
         # Holds that ran out release their stock, limits and quota before anything is decided.
         self._sweep(tx, now)
+        return Placement(self._new_order(tx, request), created=True)
+
+    def _new_order(
+        self, tx: Transaction, request: PlaceRequest, *, hold_until: datetime | None = None
+    ) -> Order:
+        """Decide and write a new order by every rule; ``hold_until`` makes it a hold until then
+        whatever the listing's deduction (a draw's winner)."""
+        order_id, buyer_id, lines, now = request.order_id, request.buyer_id, request.lines, request.now
         listings = {line.listing_id: self._listing(tx, line.listing_id) for line in lines}
-        deduction = _one_deduction(listings.values())
+        deduction = Deduction.RESERVE if hold_until is not None else _one_deduction(listings.values())
+        screened = [listing.screening for listing in listings.values() if listing.screening is not None]
+        if screened:
+            self._screen(tx, buyer_id, screened, now)
         need = rules.required_units(lines, listings)
         # Lock the items' stock first (in sku order, in stores with row locks):
         # from here on, one placement at a time decides for these items, so the
         # limit and quota reads below cannot race another placement.
         levels = tx.levels(need)
         _check_limits(tx, buyer_id, lines, listings)
+        _check_context_limits(tx, request.context, lines, listings)
         _check_quotas(tx, lines, listings)
         # Under `payment` nothing is held, but an order that could not be paid now is refused now.
         allocations = rules.allocate(need, levels)
+        context = request.context
         if deduction is Deduction.PAYMENT:
-            order = Order(order_id, buyer_id, lines, deduction, OrderStatus.PLACED, now, now)
+            order = Order(order_id, buyer_id, lines, deduction, OrderStatus.PLACED, now, now, context=context)
             tx.insert_order(order)
-            return Placement(order, created=True)
-        expires_at = None
-        if deduction is Deduction.RESERVE:
+            return order
+        expires_at = hold_until
+        if deduction is Deduction.RESERVE and expires_at is None:
             expires_at = now + timedelta(seconds=min(listing.hold_seconds for listing in listings.values()))
         order = Order(
-            order_id, buyer_id, lines, deduction, OrderStatus.RESERVED, now, now, expires_at, allocations
+            order_id,
+            buyer_id,
+            lines,
+            deduction,
+            OrderStatus.RESERVED,
+            now,
+            now,
+            expires_at,
+            allocations,
+            context,
         )
         tx.insert_order(order)
         tx.record(rules.hold_movements(allocations, order_id, now))
         count_sold(tx, order, 1)
-        return Placement(order, created=True)
+        return order
 
     def pay(self, order_id: str) -> Order:
         """Pay: commit the hold, or take the stock now.
@@ -301,6 +334,8 @@ class OrderService(ServiceBase):
             self._ended(order)
         ended = replace(order, status=rules.TARGET[action], updated_at=now)
         tx.update_order(ended)
+        if action is Action.CANCEL:
+            self._released(tx, ended, now)
         return ended
 
     def get_order(self, order_id: str) -> Order:
@@ -339,6 +374,27 @@ def _check_limits(
         used = tx.buyer_units(buyer_id, line.listing_id)
         if used + line.quantity > limit:
             raise LimitExceeded.buyer(buyer_id, line.listing_id, used, limit)
+
+
+def _check_context_limits(
+    tx: Transaction, context: BuyerContext, lines: Iterable[OrderLine], listings: Mapping[str, Listing]
+) -> None:
+    """Per-device and per-delivery-address limits, counted like the buyer's (live and paid orders)."""
+    for line in lines:
+        listing = listings[line.listing_id]
+        device_limit, address_limit = listing.per_device_limit, listing.per_address_limit
+        if device_limit is not None:
+            if context.device_id is None:
+                raise InvalidInput(f"listing {line.listing_id!r} limits orders per device: send device_id")
+            used = tx.context_units(line.listing_id, device_id=context.device_id)
+            if used + line.quantity > device_limit:
+                raise LimitExceeded.device(line.listing_id, used, device_limit)
+        if address_limit is not None:
+            if context.address_hash is None:
+                raise InvalidInput(f"listing {line.listing_id!r} limits orders per address: send address")
+            used = tx.context_units(line.listing_id, address_hash=context.address_hash)
+            if used + line.quantity > address_limit:
+                raise LimitExceeded.address(line.listing_id, used, address_limit)
 
 
 def _check_quotas(tx: Transaction, lines: Iterable[OrderLine], listings: Mapping[str, Listing]) -> None:

@@ -6,8 +6,9 @@ stdout, and so that a redirected table stays clean.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -117,6 +118,25 @@ def gate_drift_table(drifts: Sequence[GateDrift]) -> Table:
         table.add_column(name, justify="left" if name in {"listing", "what"} else "right")
     for drift in drifts:
         table.add_row(drift.listing_id, drift.what, drift.gate, drift.store)
+    return table
+
+
+def draw_verdict_table(record: Mapping[str, Any], problems: Sequence[str]) -> Table:
+    """What ``verify-draw`` recomputed, and its verdict."""
+    draw, entries = record.get("draw", {}), record.get("entries", {})
+    verdict = "[red]NOT FAIR[/]" if problems else "[green]fair: every rank recomputed[/]"
+    table = Table(
+        title=f"draw {draw.get('draw_id', '?')}: {verdict}", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    table.add_column("", justify="left")
+    table.add_column("", justify="left", overflow="fold")
+    table.add_row("commitment", str(draw.get("commitment")))
+    table.add_row("seed", str(draw.get("seed")))
+    table.add_row("entries", f"{len(entries.get('entries', [])):,} (digest {entries.get('entries_digest')})")
+    table.add_row("winners", f"{len(draw.get('winners', [])):,} of {draw.get('units')} units")
+    table.add_row("waiting", f"{len(draw.get('waiting', [])):,}")
+    for problem in problems:
+        table.add_row("[red]problem[/]", problem)
     return table
 
 

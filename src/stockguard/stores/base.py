@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from stockguard.domain.draws import Draw, Entry
 from stockguard.domain.model import (
     Counter,
     Item,
@@ -28,6 +29,7 @@ from stockguard.domain.model import (
     Shipment,
     Warehouse,
 )
+from stockguard.domain.screening import NO_CONTEXT, BuyerContext, BuyerProfile, Override
 
 T = TypeVar("T")
 
@@ -40,6 +42,9 @@ class PlaceRequest:
     buyer_id: str
     lines: tuple[OrderLine, ...]
     now: datetime
+    context: BuyerContext = (
+        NO_CONTEXT  # a store's one-step placement leaves orders with context to the service
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +100,12 @@ class Transaction(Protocol):
         ...
 
     def add_sold(self, listing_id: str, delta: int) -> None: ...
+    def context_units(
+        self, listing_id: str, *, device_id: str | None = None, address_hash: str | None = None
+    ) -> int:
+        """Units of the listing in live and paid orders from this device (or to this address)."""
+        ...
+
     def due_orders(self, now: datetime, limit: int) -> list[Order]:
         """Reserved orders whose hold ran out, oldest first, locked against other sweepers."""
         ...
@@ -102,6 +113,46 @@ class Transaction(Protocol):
     def has_due(self, now: datetime) -> bool: ...
     def next_expiry(self) -> datetime | None:
         """When the first live hold runs out (None: no hold is live)."""
+        ...
+
+    # -- buyers
+    def buyer(self, buyer_id: str) -> BuyerProfile | None: ...
+    def put_buyer(self, profile: BuyerProfile) -> None: ...
+    def override(self, buyer_id: str) -> Override | None: ...
+    def put_override(self, buyer_id: str, override: Override | None) -> None:
+        """Set an operator's verdict on a buyer, or (None) remove it."""
+        ...
+
+    # -- draws
+    def draw(self, draw_id: str) -> Draw | None:
+        """The draw; locked for writers, so entries and runs of one draw take turns."""
+        ...
+
+    def put_draw(self, draw: Draw) -> None: ...
+    def entries(self, draw_id: str) -> list[Entry]:
+        """Every entry of the draw, in the order they arrived."""
+        ...
+
+    def awarded(self, draw_id: str) -> list[Entry]:
+        """The entries that were given an order, by rank."""
+        ...
+
+    def waiting(self, draw_id: str, limit: int) -> list[Entry]:
+        """Drawn entries not yet given an order nor passed over, by rank (the waiting list's head)."""
+        ...
+
+    def entry(self, draw_id: str, buyer_id: str) -> Entry | None: ...
+    def entry_sharing(self, draw_id: str, device_id: str | None, address_hash: str | None) -> Entry | None:
+        """An entry of the draw from this device or to this address (None for both: none)."""
+        ...
+
+    def entry_count(self, draw_id: str) -> int: ...
+    def put_entry(self, entry: Entry) -> None:
+        """Insert the entry, or update the one of its draw and buyer."""
+        ...
+
+    def entry_of_order(self, order_id: str) -> Entry | None:
+        """The draw entry that won this order, if a draw placed it."""
         ...
 
     # -- incoming shipments

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
 
+from stockguard.domain.draws import Draw, Entry
 from stockguard.domain.model import (
     LIVE_OR_PAID,
     Counter,
@@ -29,6 +30,7 @@ from stockguard.domain.model import (
     Shipment,
     Warehouse,
 )
+from stockguard.domain.screening import BuyerProfile, Override
 from stockguard.stores.base import MovementFilter, PlaceRequest
 
 K = TypeVar("K")
@@ -46,7 +48,13 @@ class MemoryData:
         self.sold: dict[str, int] = defaultdict(int)
         self.levels: dict[str, dict[str, Level]] = {}
         self.orders: dict[str, Order] = {}
-        self.buyer_units: dict[tuple[str, str], int] = defaultdict(int)
+        # Units in live and paid orders per (who, listing): who is ("buyer" | "device" | "address", id).
+        self.units_of: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.buyers: dict[str, BuyerProfile] = {}
+        self.overrides: dict[str, Override] = {}
+        self.draws: dict[str, Draw] = {}
+        self.entries: dict[str, dict[str, Entry]] = {}  # draw_id -> buyer_id -> entry (arrival order)
+        self.entry_of_order: dict[str, tuple[str, str]] = {}  # order_id -> (draw_id, buyer_id)
         # (expires_at, order_id) of reserved orders; entries go stale when an
         # order changes and are skipped when popped.
         self.expiry_heap: list[tuple[datetime, str]] = []
@@ -160,9 +168,18 @@ class MemoryTransaction:
         counted_now = order.status in LIVE_OR_PAID
         if counted_before != counted_now:
             sign = 1 if counted_now else -1
+            units = self._data.units_of
+            context = order.context
+            whos = [
+                ("buyer", order.buyer_id),
+                ("device", context.device_id),
+                ("address", context.address_hash),
+            ]
             for line in order.lines:
-                key = (order.buyer_id, line.listing_id)
-                self._set(self._data.buyer_units, key, self._data.buyer_units[key] + sign * line.quantity)
+                for kind, who in whos:
+                    if who is not None:
+                        key = (kind, who, line.listing_id)
+                        self._set(units, key, units[key] + sign * line.quantity)
         if order.status is OrderStatus.RESERVED and order.expires_at is not None:
             # A stale heap entry is harmless, so this push needs no undo.
             heapq.heappush(self._data.expiry_heap, (order.expires_at, order.order_id))
@@ -171,7 +188,78 @@ class MemoryTransaction:
         return None  # the service's own code is the fastest path in memory
 
     def buyer_units(self, buyer_id: str, listing_id: str) -> int:
-        return self._data.buyer_units.get((buyer_id, listing_id), 0)
+        return self._data.units_of.get(("buyer", buyer_id, listing_id), 0)
+
+    def context_units(
+        self, listing_id: str, *, device_id: str | None = None, address_hash: str | None = None
+    ) -> int:
+        kind, who = ("device", device_id) if device_id is not None else ("address", address_hash)
+        return 0 if who is None else self._data.units_of.get((kind, who, listing_id), 0)
+
+    # -- buyers
+    def buyer(self, buyer_id: str) -> BuyerProfile | None:
+        return self._data.buyers.get(buyer_id)
+
+    def put_buyer(self, profile: BuyerProfile) -> None:
+        self._set(self._data.buyers, profile.buyer_id, profile)
+
+    def override(self, buyer_id: str) -> Override | None:
+        return self._data.overrides.get(buyer_id)
+
+    def put_override(self, buyer_id: str, override: Override | None) -> None:
+        if override is not None:
+            self._set(self._data.overrides, buyer_id, override)
+        elif buyer_id in self._data.overrides:
+            self._write()
+            removed = self._data.overrides.pop(buyer_id)
+            self._undo.append(lambda: self._data.overrides.__setitem__(buyer_id, removed))
+
+    # -- draws
+    def draw(self, draw_id: str) -> Draw | None:
+        return self._data.draws.get(draw_id)
+
+    def put_draw(self, draw: Draw) -> None:
+        self._set(self._data.draws, draw.draw_id, draw)
+
+    def entries(self, draw_id: str) -> list[Entry]:
+        return list(self._data.entries.get(draw_id, {}).values())
+
+    def awarded(self, draw_id: str) -> list[Entry]:
+        found = [e for e in self.entries(draw_id) if e.order_id is not None]
+        return sorted(found, key=lambda e: e.rank or 0)
+
+    def waiting(self, draw_id: str, limit: int) -> list[Entry]:
+        found = [
+            e
+            for e in self.entries(draw_id)
+            if e.rank is not None and e.order_id is None and e.passed_over is None
+        ]
+        return sorted(found, key=lambda e: e.rank or 0)[:limit]
+
+    def entry(self, draw_id: str, buyer_id: str) -> Entry | None:
+        return self._data.entries.get(draw_id, {}).get(buyer_id)
+
+    def entry_sharing(self, draw_id: str, device_id: str | None, address_hash: str | None) -> Entry | None:
+        for entry in self._data.entries.get(draw_id, {}).values():
+            if (device_id is not None and entry.device_id == device_id) or (
+                address_hash is not None and entry.address_hash == address_hash
+            ):
+                return entry
+        return None
+
+    def entry_count(self, draw_id: str) -> int:
+        return len(self._data.entries.get(draw_id, {}))
+
+    def put_entry(self, entry: Entry) -> None:
+        if entry.draw_id not in self._data.entries:
+            self._set(self._data.entries, entry.draw_id, {})
+        self._set(self._data.entries[entry.draw_id], entry.buyer_id, entry)
+        if entry.order_id is not None:
+            self._set(self._data.entry_of_order, entry.order_id, (entry.draw_id, entry.buyer_id))
+
+    def entry_of_order(self, order_id: str) -> Entry | None:
+        found = self._data.entry_of_order.get(order_id)
+        return None if found is None else self.entry(*found)
 
     def live_lines(self, listing_id: str) -> list[LiveLine]:
         return [

@@ -17,6 +17,8 @@ def id_param(description: str) -> Any:
 Sku = Annotated[str, id_param("The item's SKU.")]
 ListingId = Annotated[str, id_param("The listing's id.")]
 OrderId = Annotated[str, id_param("The order's id, also its idempotency key.")]
+BuyerId = Annotated[str, id_param("The buyer's id, as the shop knows them.")]
+DrawId = Annotated[str, id_param("The draw's id.")]
 
 # Inline rather than ``"model": ProblemOut``: FastAPI would put a model under ``application/json``,
 # a media type these answers never have.

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 from stockguard.api.deps import AdminOnly, AnyRole, Guard
 from stockguard.api.routes.common import ListingId, problems
 from stockguard.api.schemas import ListingIn, ListingOut, listing_out
+from stockguard.domain.screening import Screening
 
 router = APIRouter(prefix="/v1/listings", tags=["listings"])
 
@@ -27,6 +28,9 @@ def put_listing(listing_id: ListingId, body: ListingIn, guard: Guard, response: 
         body.hold_seconds,
         body.per_buyer_limit,
         body.quota,
+        screening=None if body.screening is None else Screening(**body.screening.model_dump()),
+        per_device_limit=body.per_device_limit,
+        per_address_limit=body.per_address_limit,
     )
     response.status_code = 201 if saved.created else 200
     return listing_out(saved.value)

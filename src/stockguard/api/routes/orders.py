@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request, Response
 
 from stockguard.api.bridge import LoopBridge
 from stockguard.api.deps import AdminOnly, AnyRole, Guard
-from stockguard.api.metrics import orders_with
+from stockguard.api.metrics import orders_with, refusals_by
 from stockguard.api.problems import from_domain
 from stockguard.api.routes.common import OrderId, problems
 from stockguard.api.schemas import OrderIn, OrderOut, order_out
 from stockguard.domain.errors import StockguardError
-from stockguard.service import Stockguard
+from stockguard.service import OrderContext, Stockguard
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 decisions = logging.getLogger("stockguard.decisions")
@@ -27,7 +27,7 @@ decisions = logging.getLogger("stockguard.decisions")
     dependencies=[AnyRole],
     responses={
         200: {"model": OrderOut, "description": "A replay: the order as it is now."},
-        **problems(404, 409, 413),
+        **problems(403, 404, 409, 413, 429),
     },
 )
 async def place_order(body: OrderIn, request: Request) -> Response:
@@ -45,11 +45,16 @@ async def place(guard: Stockguard, bridge: LoopBridge, body: OrderIn) -> Respons
     try:
         # The event loop never waits on the store: the write runs in the store's
         # writer (batched with other requests) and the loop awaits its future.
-        placing = guard.placing(body.order_id, body.buyer_id, lines)
+        context = None
+        if body.device_id is not None or body.ip is not None or body.address is not None:
+            context = OrderContext(body.device_id, body.ip, body.address)
+        placing = guard.placing(body.order_id, body.buyer_id, lines, context)
         # Answered already (a refusal from memory or a local lookup): no trip through the loop.
         placement = placing.result() if placing.done() else await bridge.wait(placing)
     except StockguardError as refusal:
         _decided(body, refusal.code, refusal.detail)
+        for rule in refusal.rules:
+            refusals_by(refusal.code, rule).inc()
         return from_domain(refusal)
     _decided(body, "created" if placement.created else "replayed", placement.order.status.value)
     # Serialised here, once: FastAPI would validate the returned model a second time.

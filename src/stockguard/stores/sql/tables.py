@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -60,6 +61,9 @@ listings = Table(
     Column("hold_seconds", Integer, nullable=False),
     Column("per_buyer_limit", BigInteger),
     Column("quota", BigInteger),
+    Column("screening", Text),  # the Screening as a JSON object; NULL: anyone may buy
+    Column("per_device_limit", BigInteger),
+    Column("per_address_limit", BigInteger),
     # Units in orders holding or having taken stock; kept in the same
     # transaction as the orders and verified against them by `check`.
     Column("sold", BigInteger, nullable=False),
@@ -77,6 +81,9 @@ orders = Table(
     Column("expires_at", Float),
     Column("lines", Text, nullable=False),  # [[listing_id, quantity], ...]
     Column("allocations", Text, nullable=False),  # [[sku, warehouse, quantity], ...]
+    Column("device_id", ID),
+    Column("ip", String(45)),
+    Column("address_hash", String(64)),  # HMAC-SHA-256 of the delivery address; never the address
     Index("ix_orders_status_expires", "status", "expires_at"),
 )
 
@@ -88,7 +95,12 @@ order_lines = Table(
     Column("listing_id", ID, primary_key=True),
     Column("buyer_id", ID, nullable=False),
     Column("quantity", BigInteger, nullable=False),
+    # Copied from the order, so device and address limits are indexed queries too.
+    Column("device_id", ID),
+    Column("address_hash", String(64)),
     Index("ix_order_lines_buyer_listing", "buyer_id", "listing_id"),
+    Index("ix_order_lines_device_listing", "device_id", "listing_id"),
+    Index("ix_order_lines_address_listing", "address_hash", "listing_id"),
 )
 
 movements = Table(
@@ -116,4 +128,60 @@ shipments = Table(
     Column("quantity", BigInteger, nullable=False),
     Column("expected_at", Float, nullable=False),
     Column("received", BigInteger),
+)
+
+buyers = Table(
+    "buyers",
+    metadata,
+    Column("buyer_id", ID, primary_key=True),
+    Column("registered_at", Float, nullable=False),
+    Column("paid_orders", BigInteger, nullable=False),
+    Column("active_days_90d", Integer, nullable=False),
+    Column("member_since", Float),
+    Column("last_active_at", Float),
+    Column("phone_verified", Boolean, nullable=False),
+)
+
+buyer_overrides = Table(
+    "buyer_overrides",
+    metadata,
+    Column("buyer_id", ID, primary_key=True),
+    Column("verdict", String(8), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+draws = Table(
+    "draws",
+    metadata,
+    Column("draw_id", ID, primary_key=True),
+    Column("listing_id", ID, nullable=False),
+    Column("units", BigInteger, nullable=False),
+    Column("opens_at", Float, nullable=False),
+    Column("closes_at", Float, nullable=False),
+    Column("payment_seconds", Integer, nullable=False),
+    Column("seed", String(64), nullable=False),  # secret until drawn_at; never served before
+    Column("commitment", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("drawn_at", Float),
+)
+
+draw_entries = Table(
+    "draw_entries",
+    metadata,
+    Column("draw_id", ID, primary_key=True),
+    Column("buyer_id", ID, primary_key=True),
+    Column("number", BigInteger, nullable=False),
+    Column("entered_at", Float, nullable=False),
+    Column("device_id", ID),
+    Column("address_hash", String(64)),
+    Column("rank", BigInteger),
+    Column("order_id", ID),
+    Column("passed_over", String(200)),
+    # One entry per device and per address in each draw, kept by the database too.
+    Index("ux_draw_entries_number", "draw_id", "number", unique=True),
+    Index("ux_draw_entries_device", "draw_id", "device_id", unique=True),
+    Index("ux_draw_entries_address", "draw_id", "address_hash", unique=True),
+    Index("ix_draw_entries_order", "order_id"),
+    Index("ix_draw_entries_rank", "draw_id", "rank"),
 )

@@ -14,8 +14,8 @@ import functools
 import json
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from stockguard.domain.errors import LimitExceeded, SoldOut
@@ -37,7 +37,9 @@ from stockguard.domain.model import (
     Shipment,
     Warehouse,
 )
+from stockguard.domain.screening import NO_CONTEXT, BuyerContext, Screening
 from stockguard.stores.base import MovementFilter, PlaceRequest
+from stockguard.stores.sql.buyers_draws import BuyersAndDraws, dt, ts
 
 
 class Cursor(Protocol):
@@ -55,9 +57,13 @@ class Cursor(Protocol):
 _COUNTERS = [c.value for c in Counter]
 _LEVEL_COLUMNS = "l.sku, l.warehouse, " + ", ".join(f"l.{c}" for c in _COUNTERS) + ", w.priority"
 _ORDER_COLUMNS = (
-    "order_id, buyer_id, deduction, status, created_at, updated_at, expires_at, lines, allocations"
+    "order_id, buyer_id, deduction, status, created_at, updated_at, expires_at, lines, allocations, "
+    "device_id, ip, address_hash"
 )
-_LISTING_COLUMNS = "listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota"
+_LISTING_COLUMNS = (
+    "listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota, "
+    "screening, per_device_limit, per_address_limit"
+)
 _APPLY_DELTAS = (
     "UPDATE levels SET "
     + ", ".join(f"{c} = {c} + :{c}" for c in _COUNTERS)
@@ -69,12 +75,16 @@ _INSERT_MOVEMENT = (
 )
 _INSERT_ORDER = (
     f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES (:order_id, :buyer_id, :deduction, :status, "
-    ":created_at, :updated_at, :expires_at, :lines, :allocations)"
+    ":created_at, :updated_at, :expires_at, :lines, :allocations, :device_id, :ip, :address_hash)"
 )
 _LIVE = ", ".join(f"'{s.value}'" for s in sorted(LIVE_OR_PAID))
 _BUYER_UNITS = (
     "SELECT COALESCE(SUM(ol.quantity), 0) FROM order_lines ol JOIN orders o ON o.order_id = ol.order_id "
     f"WHERE ol.buyer_id = :buyer_id AND ol.listing_id = :listing_id AND o.status IN ({_LIVE})"
+)
+_CONTEXT_UNITS = (
+    "SELECT COALESCE(SUM(ol.quantity), 0) FROM order_lines ol JOIN orders o ON o.order_id = ol.order_id "
+    f"WHERE ol.{{column}} = :who AND ol.listing_id = :listing_id AND o.status IN ({_LIVE})"
 )
 _LIVE_LINES = (
     "SELECT ol.order_id, ol.buyer_id, ol.quantity "
@@ -110,14 +120,6 @@ POSTGRESQL = Dialect(
 )
 
 
-def ts(moment: datetime) -> float:
-    return moment.timestamp()
-
-
-def dt(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
 # What stockguard_place answered for one order (see migration 0002).
 Decided = dict[str, Any]
 
@@ -138,7 +140,7 @@ def place_many(cursor: Cursor, requests: list[PlaceRequest]) -> list[Decided]:
     return decided
 
 
-class SqlTransaction:
+class SqlTransaction(BuyersAndDraws):
     def __init__(
         self, cursor: Cursor, *, writable: bool, dialect: Dialect = SQLITE, decided: Decided | None = None
     ) -> None:
@@ -212,10 +214,12 @@ class SqlTransaction:
     def put_listing(self, listing: Listing) -> None:
         self._write(
             f"INSERT INTO listings ({_LISTING_COLUMNS}, sold) VALUES (:listing_id, :title, :components, "
-            ":deduction, :hold_seconds, :per_buyer_limit, :quota, 0) ON CONFLICT (listing_id) DO UPDATE SET "
+            ":deduction, :hold_seconds, :per_buyer_limit, :quota, :screening, :per_device_limit, "
+            ":per_address_limit, 0) ON CONFLICT (listing_id) DO UPDATE SET "
             "title = excluded.title, components = excluded.components, deduction = excluded.deduction, "
             "hold_seconds = excluded.hold_seconds, per_buyer_limit = excluded.per_buyer_limit, "
-            "quota = excluded.quota",
+            "quota = excluded.quota, screening = excluded.screening, "
+            "per_device_limit = excluded.per_device_limit, per_address_limit = excluded.per_address_limit",
             {
                 "listing_id": listing.listing_id,
                 "title": listing.title,
@@ -224,6 +228,9 @@ class SqlTransaction:
                 "hold_seconds": listing.hold_seconds,
                 "per_buyer_limit": listing.per_buyer_limit,
                 "quota": listing.quota,
+                "screening": None if listing.screening is None else json.dumps(asdict(listing.screening)),
+                "per_device_limit": listing.per_device_limit,
+                "per_address_limit": listing.per_address_limit,
             },
         )
 
@@ -294,14 +301,16 @@ class SqlTransaction:
     def insert_order(self, order: Order) -> None:
         self._write(_INSERT_ORDER, _order_params(order))
         self._execute_many(
-            "INSERT INTO order_lines (order_id, listing_id, buyer_id, quantity) "
-            "VALUES (:order_id, :listing_id, :buyer_id, :quantity)",
+            "INSERT INTO order_lines (order_id, listing_id, buyer_id, quantity, device_id, address_hash) "
+            "VALUES (:order_id, :listing_id, :buyer_id, :quantity, :device_id, :address_hash)",
             [
                 {
                     "order_id": order.order_id,
                     "listing_id": ln.listing_id,
                     "buyer_id": order.buyer_id,
                     "quantity": ln.quantity,
+                    "device_id": order.context.device_id,
+                    "address_hash": order.context.address_hash,
                 }
                 for ln in order.lines
             ],
@@ -316,6 +325,8 @@ class SqlTransaction:
 
     def place_at_once(self, request: PlaceRequest) -> Order | None:
         decided, self._decided = self._decided, None
+        if request.context is not NO_CONTEXT:
+            return None  # the one-step function keeps no device, IP or address
         if decided is None:
             if not self._native_place:
                 return None
@@ -333,6 +344,15 @@ class SqlTransaction:
 
     def buyer_units(self, buyer_id: str, listing_id: str) -> int:
         return int(self._one(_BUYER_UNITS, {"buyer_id": buyer_id, "listing_id": listing_id})[0])
+
+    def context_units(
+        self, listing_id: str, *, device_id: str | None = None, address_hash: str | None = None
+    ) -> int:
+        column, who = ("device_id", device_id) if device_id is not None else ("address_hash", address_hash)
+        if who is None:
+            return 0
+        row = self._one(_CONTEXT_UNITS.format(column=column), {"who": who, "listing_id": listing_id})
+        return int(row[0])
 
     def live_lines(self, listing_id: str) -> list[LiveLine]:
         return [LiveLine(r[0], r[1], int(r[2])) for r in self._all(_LIVE_LINES, {"listing_id": listing_id})]
@@ -439,6 +459,9 @@ def _order_params(order: Order) -> dict[str, Any]:
         "expires_at": None if order.expires_at is None else ts(order.expires_at),
         "lines": _lines_json(order.lines),
         "allocations": _allocations_json(order.allocations),
+        "device_id": order.context.device_id,
+        "ip": order.context.ip,
+        "address_hash": order.context.address_hash,
     }
 
 
@@ -497,7 +520,8 @@ def _allocations_json(allocations: tuple[Allocation, ...]) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _listing(r: tuple[Any, ...]) -> Listing:
-    listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota = r
+    listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota = r[:7]
+    screening, per_device_limit, per_address_limit = r[7:]
     return Listing(
         listing_id,
         title,
@@ -506,11 +530,17 @@ def _listing(r: tuple[Any, ...]) -> Listing:
         hold_seconds,
         per_buyer_limit,
         quota,
+        None if screening is None else Screening(**json.loads(screening)),
+        per_device_limit,
+        per_address_limit,
     )
 
 
 def _order(r: Any) -> Order:
-    order_id, buyer_id, deduction, status, created_at, updated_at, expires_at, lines, allocations = r
+    order_id, buyer_id, deduction, status, created_at, updated_at, expires_at, lines, allocations = r[:9]
+    device_id, ip, address_hash = r[9:]
+    known = (device_id, ip, address_hash) != (None, None, None)
+    context = BuyerContext(device_id, ip, address_hash) if known else NO_CONTEXT
     return Order(
         order_id,
         buyer_id,
@@ -521,6 +551,7 @@ def _order(r: Any) -> Order:
         dt(updated_at),
         None if expires_at is None else dt(expires_at),
         tuple(Allocation(sku, wh, qty) for sku, wh, qty in json.loads(allocations)),
+        context,
     )
 
 
