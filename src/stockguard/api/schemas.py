@@ -11,7 +11,15 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 
 from stockguard.domain.draws import Draw, Entry, entries_digest
 from stockguard.domain.model import ItemStock, Level, ListingStock, Order
@@ -25,7 +33,18 @@ Quantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
 Count = Annotated[int, Field(strict=True, ge=0, le=MAX_QUANTITY)]
 IpText = Annotated[str, StringConstraints(min_length=2, max_length=45)]  # parsed by the domain
 Address = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-Moment = Annotated[AwareDatetime, Field(description="ISO 8601 with a time zone.")]
+
+
+def _time_text(value: object) -> object:
+    """Times come as ISO 8601 text: pydantic would also read a number as seconds since 1970."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 time with a time zone, as text")
+    return value
+
+
+Moment = Annotated[
+    AwareDatetime, BeforeValidator(_time_text), Field(description="ISO 8601 with a time zone.")
+]
 
 
 class Request(BaseModel):
