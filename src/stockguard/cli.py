@@ -27,6 +27,7 @@ from stockguard.bootstrap import MEMORY_URL, upgrade_database
 from stockguard.domain.draws import verify
 from stockguard.sim.bench import BenchConfig, bench_json, run_bench
 from stockguard.sim.demo import ARMS, ArmResult, DemoConfig, DriftFound, run_demo
+from stockguard.sim.fairness import FairnessConfig, FairnessResult, run_fairness
 from stockguard.sim.pgarms import NotDurable
 from stockguard.sim.pgbench import PgArm, PgBenchConfig, run_pg_bench
 from stockguard.sim.pool import SimulationError
@@ -35,6 +36,7 @@ from stockguard.sim.report import (
     bench_table,
     draw_verdict_table,
     drift_table,
+    fairness_table,
     gate_drift_table,
     pg_bench_table,
     summary_table,
@@ -47,6 +49,7 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 DEMO = DemoConfig()
+FAIRNESS = FairnessConfig()
 BENCH = BenchConfig()
 PG_BENCH = PgBenchConfig(url="")
 
@@ -83,6 +86,16 @@ def demo(
     ] = None,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+    scalpers: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.95,
+            help="Share of scalper-like accounts in the crowd: also runs the open / screened / draw arms "
+            "and shows the share of units they got (0: off). Those arms sell "
+            f"min(--units, {FAIRNESS.units}) bottles to min(--buyers, {FAIRNESS.buyers:,}) buyers.",
+        ),
+    ] = 0.0,
 ) -> None:
     """The article's flash sale, for real: a naive shop, then stockguard with each strategy.
 
@@ -101,8 +114,15 @@ def demo(
         if not as_json:
             err.print(f"store: {url}" + ("" if db else " (removed at the end; pass --db to keep it)"))
         guard = _open(url)
+        view = RichView(out, err, quiet=as_json)
+        fairness: list[FairnessResult] = []
         try:
-            results = run_demo(config, guard, url, Path(tmp), RichView(out, err, quiet=as_json))
+            results = run_demo(config, guard, url, Path(tmp), view)
+            if scalpers > 0:
+                crowd = FairnessConfig(
+                    min(units, FAIRNESS.units), min(buyers, FAIRNESS.buyers), scalpers, seed, threads
+                )
+                fairness = run_fairness(crowd, guard, view)
         except DriftFound as found:
             err.print(drift_table(found.drifts))
             err.print(f"[bold red]{found}[/]")
@@ -113,10 +133,15 @@ def demo(
         finally:
             guard.close()
     if as_json:
-        print(json.dumps({"arms": [r.as_json() for r in results]}))
+        document: dict[str, object] = {"arms": [r.as_json() for r in results]}
+        if fairness:
+            document["fairness"] = [r.as_json() for r in fairness]
+        print(json.dumps(document))
         return
     out.print(summary_table(results))
     _verdict(results)
+    if fairness:
+        out.print(fairness_table(fairness))
 
 
 RedisOption = Annotated[

@@ -25,6 +25,7 @@ from stockguard import Drift
 from stockguard.service.admission import GateDrift
 from stockguard.sim.bench import Case
 from stockguard.sim.demo import NAIVE, ArmResult
+from stockguard.sim.fairness import FairnessResult
 from stockguard.sim.pgbench import CONDITIONAL, PgArm, PgBenchConfig
 from stockguard.sim.pool import Tick
 
@@ -188,3 +189,26 @@ def pg_bench_table(measured: Sequence[PgArm], config: PgBenchConfig) -> Table:
 
 def _alarm(value: int) -> str:
     return f"[bold red]{value:,}[/]" if value else "0"
+
+
+def fairness_table(results: Sequence[FairnessResult]) -> Table:
+    """Who got the bottles in each fairness arm, as the store holds them, and whom the shop refused."""
+    caption = (
+        "open: no screening, first come first served; screened: account rules and one unit per "
+        "buyer, device and address; draw: the screened listing sold by lottery"
+    )
+    title = "scalpers: who got the bottles"
+    table = Table(title=title, caption=caption, title_justify="left", box=box.SIMPLE_HEAD)
+    columns = ("arm", "units sold", "to scalpers", "share to scalpers", "refused: not eligible", "by limit")
+    for name in columns:
+        table.add_column(name, justify="left" if name == "arm" else "right")
+    for r in results:
+        table.add_row(
+            r.name,
+            f"{r.sold:,} of {r.units:,}",
+            f"{r.sold_to_scalpers:,}",
+            f"{r.scalper_share_of_units:.1%}",
+            f"{r.refused_not_eligible:,}",
+            f"{r.refused_limit:,}",
+        )
+    return table
