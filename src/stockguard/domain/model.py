@@ -134,15 +134,6 @@ class Listing:
     per_device_limit: int | None = None
     per_address_limit: int | None = None
 
-    @property
-    def guarded(self) -> bool:
-        """Whether placing it needs more than the stock, the buyer's limit and the quota."""
-        return (
-            self.screening is not None
-            or self.per_device_limit is not None
-            or self.per_address_limit is not None
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class OrderLine:

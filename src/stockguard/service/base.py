@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from stockguard.domain import rules
-from stockguard.domain.errors import NotEligible, UnknownItem, UnknownListing, UnknownOrder
+from stockguard.domain.draws import Draw
+from stockguard.domain.errors import NotEligible, UnknownDraw, UnknownItem, UnknownListing, UnknownOrder
 from stockguard.domain.model import (
     Item,
     ItemStock,
@@ -117,6 +118,13 @@ class ServiceBase:
         return order
 
     @staticmethod
+    def _draw(tx: Transaction, draw_id: str) -> Draw:
+        draw = tx.draw(draw_id)
+        if draw is None:
+            raise UnknownDraw(draw_id)
+        return draw
+
+    @staticmethod
     def _item_stock(tx: Transaction, item: Item) -> ItemStock:
         levels = tx.levels([item.sku]).get(item.sku, [])
         return ItemStock(item, tuple(sorted(levels, key=lambda lv: lv.warehouse)))
@@ -127,17 +135,13 @@ class ServiceBase:
         expired = replace(order, status=OrderStatus.EXPIRED, updated_at=now)
         tx.update_order(expired)
         count_sold(tx, order, -1)
-        self._ended(order)
-        self._released(tx, expired, now)
+        self._ended(tx, order, now)
         return expired
 
-    def _released(self, tx: Transaction, order: Order, now: datetime) -> None:
-        """An order ended by expiry or cancellation, in the transaction that ended it (draws
-        promote the next buyer on their waiting list here)."""
-
-    def _ended(self, order: Order) -> None:
-        """An order stopped counting (expired, cancelled): a gate in front of the store hears of
-        it. Told before the commit: should the transaction fail after all, the gate counts the
+    def _ended(self, tx: Transaction, order: Order, now: datetime) -> None:
+        """``order`` (as it was) stopped counting, expired or cancelled, in the transaction that
+        ended it: a gate in front of the store hears of it (draws also pass its unit on here).
+        Told before the commit: should the transaction fail after all, the gate counts the
         order as ended while the store still holds it, which the store's own checks make safe."""
         if self._gated is not None:
             self._gated.ended(order)

@@ -21,10 +21,9 @@ from stockguard.domain.errors import (
     LimitExceeded,
     NotEligible,
     SoldOut,
-    UnknownDraw,
 )
 from stockguard.domain.model import LIVE_OR_PAID, Order, OrderLine, OrderStatus
-from stockguard.domain.screening import BuyerContext
+from stockguard.domain.screening import NO_CONTEXT, BuyerContext
 from stockguard.domain.validation import check_id, check_moment, check_quantity
 from stockguard.service.base import OrderContext
 from stockguard.service.catalog import MAX_HOLD_SECONDS, Saved
@@ -109,7 +108,7 @@ class DrawService(OrderService):
         and only for buyers the listing's screening lets buy. Entering again answers the entry."""
         check_id(draw_id, "draw_id")
         check_id(buyer_id, "buyer_id")
-        known = BuyerContext() if context is None else self._buyer_context(context)
+        known = NO_CONTEXT if context is None else self._buyer_context(context)
         now = self.clock()
 
         def work(tx: Transaction) -> Saved[Entry]:
@@ -154,7 +153,7 @@ class DrawService(OrderService):
                 tx.put_entry(replace(entries[buyer_id], rank=rank))
             drawn = replace(draw, drawn_at=now)
             tx.put_draw(drawn)
-            holds.extend(self._award(tx, drawn, now))
+            holds.extend(self._award(tx, drawn, drawn.units, now))
             return _report(tx, drawn, now)
 
         report = self.store.atomic(work)
@@ -177,37 +176,34 @@ class DrawService(OrderService):
             return self._draw(tx, draw_id), [entry.buyer_id for entry in tx.entries(draw_id)]
 
     # -- promotion
-    def _released(self, tx: Transaction, order: Order, now: datetime) -> None:
+    def _ended(self, tx: Transaction, order: Order, now: datetime) -> None:
+        super()._ended(tx, order, now)
+        if order.status not in LIVE_OR_PAID:
+            return  # a lapsed winner cancelled: its unit was passed on when it lapsed
         entry = tx.entry_of_order(order.order_id)
         if entry is None:
             return
-        draw = tx.draw(entry.draw_id)
-        if draw is None:
-            return
-        for held in self._award(tx, draw, now):
+        # The winner's unit is free: the next on the waiting list gets it, in this transaction.
+        for held in self._award(tx, self._draw(tx, entry.draw_id), 1, now):
             if self._gated is not None:
-                # Told before the commit, as `_ended` is: should the transaction fail, the
-                # gate counts a unit the store does not hold, and the store refuses it.
+                # Told before the commit, as ending the order was: should the transaction
+                # fail, the gate counts a unit the store does not hold, and the store refuses it.
                 self._gated.held_again(held)
 
-    def _award(self, tx: Transaction, draw: Draw, now: datetime) -> list[Order]:
-        """Give units to waiting entries, by rank, until the draw's units are taken or the list is empty."""
-        taken = sum(1 for e in tx.awarded(draw.draw_id) if _status(tx, e) in LIVE_OR_PAID)
+    def _award(self, tx: Transaction, draw: Draw, units: int, now: datetime) -> list[Order]:
+        """Give ``units`` units to waiting entries, by rank, while stock and the list last."""
         held: list[Order] = []
-        while taken < draw.units:
+        while len(held) < units:
             waiting = tx.waiting(draw.draw_id, WAITING_PAGE)
             if not waiting:
                 break
-            for entry in waiting:
-                if taken >= draw.units:
-                    break
+            for entry in waiting[: units - len(held)]:
                 try:
                     order = self._hold_for(tx, draw, entry, now)
                 except SoldOut:
                     return held  # no stock left to give: the rest keep waiting
                 if order is not None:
                     held.append(order)
-                    taken += 1
         return held
 
     def _hold_for(self, tx: Transaction, draw: Draw, entry: Entry, now: datetime) -> Order | None:
@@ -226,13 +222,6 @@ class DrawService(OrderService):
             return None
         tx.put_entry(replace(entry, order_id=order.order_id))
         return order
-
-    @staticmethod
-    def _draw(tx: Transaction, draw_id: str) -> Draw:
-        draw = tx.draw(draw_id)
-        if draw is None:
-            raise UnknownDraw(draw_id)
-        return draw
 
 
 def _check_open(draw: Draw, now: datetime) -> None:

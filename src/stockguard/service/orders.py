@@ -331,11 +331,9 @@ class OrderService(ServiceBase):
             tx.record(rules.return_movements(order, Reason.CANCEL, now))
             if order.holds_stock:  # an expired or placed order holds nothing to give back
                 count_sold(tx, order, -1)
-            self._ended(order)
+            self._ended(tx, order, now)
         ended = replace(order, status=rules.TARGET[action], updated_at=now)
         tx.update_order(ended)
-        if action is Action.CANCEL:
-            self._released(tx, ended, now)
         return ended
 
     def get_order(self, order_id: str) -> Order:

@@ -133,10 +133,6 @@ class Transaction(Protocol):
         """Every entry of the draw, in the order they arrived."""
         ...
 
-    def awarded(self, draw_id: str) -> list[Entry]:
-        """The entries that were given an order, by rank."""
-        ...
-
     def waiting(self, draw_id: str, limit: int) -> list[Entry]:
         """Drawn entries not yet given an order nor passed over, by rank (the waiting list's head)."""
         ...

@@ -224,10 +224,6 @@ class MemoryTransaction:
     def entries(self, draw_id: str) -> list[Entry]:
         return list(self._data.entries.get(draw_id, {}).values())
 
-    def awarded(self, draw_id: str) -> list[Entry]:
-        found = [e for e in self.entries(draw_id) if e.order_id is not None]
-        return sorted(found, key=lambda e: e.rank or 0)
-
     def waiting(self, draw_id: str, limit: int) -> list[Entry]:
         found = [
             e

@@ -164,14 +164,6 @@ class BuyersAndDraws:
         )
         return [_entry(r) for r in rows]
 
-    def awarded(self, draw_id: str) -> list[Entry]:
-        rows = self._all(
-            f"SELECT {_ENTRY_COLUMNS} FROM draw_entries "
-            "WHERE draw_id = :id AND order_id IS NOT NULL ORDER BY rank",
-            {"id": draw_id},
-        )
-        return [_entry(r) for r in rows]
-
     def waiting(self, draw_id: str, limit: int) -> list[Entry]:
         rows = self._all(
             f"SELECT {_ENTRY_COLUMNS} FROM draw_entries WHERE draw_id = :id AND rank IS NOT NULL "
