@@ -105,16 +105,14 @@ class LimitExceeded(StockguardError):
         )
 
     @classmethod
-    def device(cls, listing_id: str, used: int, limit: int) -> LimitExceeded:
-        return cls(f"this device has {used} of listing {listing_id!r}; the limit per device is {limit}").by(
-            "per_device"
+    def of(cls, holder: str, who: str, listing_id: str, used: int, limit: int) -> LimitExceeded:
+        """A listing's limit per ``holder`` ("buyer", "device", "address") refused ``who``."""
+        if holder == "buyer":
+            return cls.buyer(who, listing_id, used, limit)
+        whose = "this device" if holder == "device" else "this delivery address"
+        return cls(f"{whose} has {used} of listing {listing_id!r}; the limit per {holder} is {limit}").by(
+            f"per_{holder}"
         )
-
-    @classmethod
-    def address(cls, listing_id: str, used: int, limit: int) -> LimitExceeded:
-        return cls(
-            f"this delivery address has {used} of listing {listing_id!r}; the limit per address is {limit}"
-        ).by("per_address")
 
 
 class OrderConflict(StockguardError):

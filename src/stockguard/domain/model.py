@@ -30,6 +30,14 @@ class OrderStatus(enum.StrEnum):
     EXPIRED = "expired"  # a `reserve` hold ran out; stock returned; may still be paid
 
 
+class Holder(enum.StrEnum):
+    """Whose live and paid units a listing's limits count."""
+
+    BUYER = "buyer"  # per_buyer_limit
+    DEVICE = "device"  # per_device_limit: the order's device_id
+    ADDRESS = "address"  # per_address_limit: the keyed hash of the order's delivery address
+
+
 class Counter(enum.StrEnum):
     """The stock counters of one item in one warehouse."""
 
@@ -134,6 +142,11 @@ class Listing:
     per_device_limit: int | None = None
     per_address_limit: int | None = None
 
+    def limit_of(self, holder: Holder) -> int | None:
+        if holder is Holder.BUYER:
+            return self.per_buyer_limit
+        return self.per_device_limit if holder is Holder.DEVICE else self.per_address_limit
+
 
 @dataclass(frozen=True, slots=True)
 class OrderLine:
@@ -162,6 +175,12 @@ class Order:
     expires_at: datetime | None = None
     allocations: tuple[Allocation, ...] = ()
     context: BuyerContext = NO_CONTEXT
+
+    def holder(self, holder: Holder) -> str | None:
+        """Who the order counts for under a limit (None: the order did not say)."""
+        if holder is Holder.BUYER:
+            return self.buyer_id
+        return self.context.device_id if holder is Holder.DEVICE else self.context.address_hash
 
     @property
     def holds_stock(self) -> bool:

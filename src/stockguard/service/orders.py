@@ -17,6 +17,7 @@ from stockguard.domain.errors import (
 )
 from stockguard.domain.model import (
     Deduction,
+    Holder,
     Listing,
     Order,
     OrderLine,
@@ -24,7 +25,7 @@ from stockguard.domain.model import (
     Reason,
 )
 from stockguard.domain.rules import Action
-from stockguard.domain.screening import NO_CONTEXT, BuyerContext
+from stockguard.domain.screening import NO_CONTEXT
 from stockguard.domain.validation import check_id, check_pairs, check_quantity
 from stockguard.service.admission import AdmissionGate
 from stockguard.service.base import OrderContext, ServiceBase, count_sold, pass_on
@@ -216,31 +217,20 @@ class OrderService(ServiceBase):
         # from here on, one placement at a time decides for these items, so the
         # limit and quota reads below cannot race another placement.
         levels = tx.levels(need)
-        _check_limits(tx, buyer_id, lines, listings)
-        _check_context_limits(tx, request.context, lines, listings)
+        order = Order(
+            order_id, buyer_id, lines, deduction, OrderStatus.PLACED, now, now, context=request.context
+        )
+        _check_limits(tx, order, listings)
         _check_quotas(tx, lines, listings)
         # Under `payment` nothing is held, but an order that could not be paid now is refused now.
         allocations = rules.allocate(need, levels)
-        context = request.context
         if deduction is Deduction.PAYMENT:
-            order = Order(order_id, buyer_id, lines, deduction, OrderStatus.PLACED, now, now, context=context)
             tx.insert_order(order)
             return order
         expires_at = hold_until
         if deduction is Deduction.RESERVE and expires_at is None:
             expires_at = now + timedelta(seconds=min(listing.hold_seconds for listing in listings.values()))
-        order = Order(
-            order_id,
-            buyer_id,
-            lines,
-            deduction,
-            OrderStatus.RESERVED,
-            now,
-            now,
-            expires_at,
-            allocations,
-            context,
-        )
+        order = replace(order, status=OrderStatus.RESERVED, expires_at=expires_at, allocations=allocations)
         tx.insert_order(order)
         tx.record(rules.hold_movements(allocations, order_id, now))
         count_sold(tx, order, 1)
@@ -295,8 +285,8 @@ class OrderService(ServiceBase):
         need = rules.required_units(order.lines, listings)
         levels = tx.levels(need)  # locked before the limit and quota reads, as in placement
         if order.status is OrderStatus.EXPIRED:
-            # An expired order stopped counting against the limit; paying makes it count again.
-            _check_limits(tx, order.buyer_id, order.lines, listings)
+            # An expired order stopped counting against the limits; paying makes it count again.
+            _check_limits(tx, order, listings)
         _check_quotas(tx, order.lines, listings)
         allocations = rules.allocate(need, levels)
         tx.record(rules.take_movements(allocations, order.order_id, now))
@@ -362,37 +352,23 @@ def _one_deduction(listings: Iterable[Listing]) -> Deduction:
     return kinds.pop()
 
 
-def _check_limits(
-    tx: Transaction, buyer_id: str, lines: Iterable[OrderLine], listings: Mapping[str, Listing]
-) -> None:
-    for line in lines:
-        limit = listings[line.listing_id].per_buyer_limit
-        if limit is None:
-            continue
-        used = tx.buyer_units(buyer_id, line.listing_id)
-        if used + line.quantity > limit:
-            raise LimitExceeded.buyer(buyer_id, line.listing_id, used, limit)
-
-
-def _check_context_limits(
-    tx: Transaction, context: BuyerContext, lines: Iterable[OrderLine], listings: Mapping[str, Listing]
-) -> None:
-    """Per-device and per-delivery-address limits, counted like the buyer's (live and paid orders)."""
-    for line in lines:
+def _check_limits(tx: Transaction, order: Order, listings: Mapping[str, Listing]) -> None:
+    """The listings' limits per buyer, device and delivery address, each counting the live and
+    paid units of whoever the order counts for. An order must name the device and the address
+    a limit counts them by."""
+    for line in order.lines:
         listing = listings[line.listing_id]
-        device_limit, address_limit = listing.per_device_limit, listing.per_address_limit
-        if device_limit is not None:
-            if context.device_id is None:
-                raise InvalidInput(f"listing {line.listing_id!r} limits orders per device: send device_id")
-            used = tx.context_units(line.listing_id, device_id=context.device_id)
-            if used + line.quantity > device_limit:
-                raise LimitExceeded.device(line.listing_id, used, device_limit)
-        if address_limit is not None:
-            if context.address_hash is None:
-                raise InvalidInput(f"listing {line.listing_id!r} limits orders per address: send address")
-            used = tx.context_units(line.listing_id, address_hash=context.address_hash)
-            if used + line.quantity > address_limit:
-                raise LimitExceeded.address(line.listing_id, used, address_limit)
+        for holder in Holder:
+            limit = listing.limit_of(holder)
+            if limit is None:
+                continue
+            who = order.holder(holder)
+            if who is None:
+                field = "device_id" if holder is Holder.DEVICE else "address"
+                raise InvalidInput(f"listing {line.listing_id!r} limits orders per {holder}: send {field}")
+            used = tx.units_held(holder, who, line.listing_id)
+            if used + line.quantity > limit:
+                raise LimitExceeded.of(holder, who, line.listing_id, used, limit)
 
 
 def _check_quotas(tx: Transaction, lines: Iterable[OrderLine], listings: Mapping[str, Listing]) -> None:

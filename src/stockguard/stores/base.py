@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar
 from stockguard.domain.draws import Draw, Entry
 from stockguard.domain.model import (
     Counter,
+    Holder,
     Item,
     Level,
     Listing,
@@ -87,8 +88,9 @@ class Transaction(Protocol):
         raising SoldOut or LimitExceeded; None leaves the decision to the service."""
         ...
 
-    def buyer_units(self, buyer_id: str, listing_id: str) -> int:
-        """Units of the listing in the buyer's placed, reserved, paid and shipped orders."""
+    def units_held(self, holder: Holder, who: str, listing_id: str) -> int:
+        """Units of the listing in placed, reserved, paid and shipped orders of this buyer
+        (or from this device, or to this delivery address hash)."""
         ...
 
     def live_lines(self, listing_id: str) -> list[LiveLine]:
@@ -100,12 +102,6 @@ class Transaction(Protocol):
         ...
 
     def add_sold(self, listing_id: str, delta: int) -> None: ...
-    def context_units(
-        self, listing_id: str, *, device_id: str | None = None, address_hash: str | None = None
-    ) -> int:
-        """Units of the listing in live and paid orders from this device (or to this address)."""
-        ...
-
     def due_orders(self, now: datetime, limit: int) -> list[Order]:
         """Reserved orders whose hold ran out, oldest first, locked against other sweepers."""
         ...

@@ -20,6 +20,7 @@ from stockguard.domain.draws import Draw, Entry
 from stockguard.domain.model import (
     LIVE_OR_PAID,
     Counter,
+    Holder,
     Item,
     Level,
     Listing,
@@ -48,8 +49,8 @@ class MemoryData:
         self.sold: dict[str, int] = defaultdict(int)
         self.levels: dict[str, dict[str, Level]] = {}
         self.orders: dict[str, Order] = {}
-        # Units in live and paid orders per (who, listing): who is ("buyer" | "device" | "address", id).
-        self.units_of: dict[tuple[str, str, str], int] = defaultdict(int)
+        # Units in live and paid orders per (holder, who, listing), e.g. (Holder.DEVICE, "phone-1", "maotai").
+        self.units_of: dict[tuple[Holder, str, str], int] = defaultdict(int)
         self.buyers: dict[str, BuyerProfile] = {}
         self.overrides: dict[str, Override] = {}
         self.draws: dict[str, Draw] = {}
@@ -169,17 +170,11 @@ class MemoryTransaction:
         if counted_before != counted_now:
             sign = 1 if counted_now else -1
             units = self._data.units_of
-            context = order.context
-            whos = [
-                ("buyer", order.buyer_id),
-                ("device", context.device_id),
-                ("address", context.address_hash),
-            ]
+            holders = [(holder, who) for holder in Holder if (who := order.holder(holder)) is not None]
             for line in order.lines:
-                for kind, who in whos:
-                    if who is not None:
-                        key = (kind, who, line.listing_id)
-                        self._set(units, key, units[key] + sign * line.quantity)
+                for holder, who in holders:
+                    key = (holder, who, line.listing_id)
+                    self._set(units, key, units[key] + sign * line.quantity)
         if order.status is OrderStatus.RESERVED and order.expires_at is not None:
             # A stale heap entry is harmless, so this push needs no undo.
             heapq.heappush(self._data.expiry_heap, (order.expires_at, order.order_id))
@@ -187,14 +182,8 @@ class MemoryTransaction:
     def place_at_once(self, request: PlaceRequest) -> Order | None:
         return None  # the service's own code is the fastest path in memory
 
-    def buyer_units(self, buyer_id: str, listing_id: str) -> int:
-        return self._data.units_of.get(("buyer", buyer_id, listing_id), 0)
-
-    def context_units(
-        self, listing_id: str, *, device_id: str | None = None, address_hash: str | None = None
-    ) -> int:
-        kind, who = ("device", device_id) if device_id is not None else ("address", address_hash)
-        return 0 if who is None else self._data.units_of.get((kind, who, listing_id), 0)
+    def units_held(self, holder: Holder, who: str, listing_id: str) -> int:
+        return self._data.units_of.get((holder, who, listing_id), 0)
 
     # -- buyers
     def buyer(self, buyer_id: str) -> BuyerProfile | None:

@@ -25,6 +25,7 @@ from stockguard.domain.model import (
     Component,
     Counter,
     Deduction,
+    Holder,
     Item,
     Level,
     Listing,
@@ -78,14 +79,16 @@ _INSERT_ORDER = (
     ":created_at, :updated_at, :expires_at, :lines, :allocations, :device_id, :ip, :address_hash)"
 )
 _LIVE = ", ".join(f"'{s.value}'" for s in sorted(LIVE_OR_PAID))
-_BUYER_UNITS = (
-    "SELECT COALESCE(SUM(ol.quantity), 0) FROM order_lines ol JOIN orders o ON o.order_id = ol.order_id "
-    f"WHERE ol.buyer_id = :buyer_id AND ol.listing_id = :listing_id AND o.status IN ({_LIVE})"
-)
-_CONTEXT_UNITS = (
-    "SELECT COALESCE(SUM(ol.quantity), 0) FROM order_lines ol JOIN orders o ON o.order_id = ol.order_id "
-    f"WHERE ol.{{column}} = :who AND ol.listing_id = :listing_id AND o.status IN ({_LIVE})"
-)
+# Units held per listing by a buyer, a device or an address (``Holder``): one indexed query each.
+_UNITS = "SELECT COALESCE(SUM(ol.quantity), 0) FROM order_lines ol JOIN orders o ON o.order_id = ol.order_id"
+_UNITS_HELD = {
+    holder: f"{_UNITS} WHERE ol.{column} = :who AND ol.listing_id = :listing_id AND o.status IN ({_LIVE})"
+    for holder, column in (
+        (Holder.BUYER, "buyer_id"),
+        (Holder.DEVICE, "device_id"),
+        (Holder.ADDRESS, "address_hash"),
+    )
+}
 _LIVE_LINES = (
     "SELECT ol.order_id, ol.buyer_id, ol.quantity "
     "FROM order_lines ol JOIN orders o ON o.order_id = ol.order_id "
@@ -342,17 +345,8 @@ class SqlTransaction(BuyersAndDraws):
             )[0]
         return _placed(request, decided)
 
-    def buyer_units(self, buyer_id: str, listing_id: str) -> int:
-        return int(self._one(_BUYER_UNITS, {"buyer_id": buyer_id, "listing_id": listing_id})[0])
-
-    def context_units(
-        self, listing_id: str, *, device_id: str | None = None, address_hash: str | None = None
-    ) -> int:
-        column, who = ("device_id", device_id) if device_id is not None else ("address_hash", address_hash)
-        if who is None:
-            return 0
-        row = self._one(_CONTEXT_UNITS.format(column=column), {"who": who, "listing_id": listing_id})
-        return int(row[0])
+    def units_held(self, holder: Holder, who: str, listing_id: str) -> int:
+        return int(self._one(_UNITS_HELD[holder], {"who": who, "listing_id": listing_id})[0])
 
     def live_lines(self, listing_id: str) -> list[LiveLine]:
         return [LiveLine(r[0], r[1], int(r[2])) for r in self._all(_LIVE_LINES, {"listing_id": listing_id})]
