@@ -374,18 +374,8 @@ def test_the_published_record_verifies_and_a_tampered_one_does_not(sg: Stockguar
     for buyer in buyers:
         sg.enter_draw("d1", buyer)
     close_and_run(sg, clock)
-    report = sg.get_draw("d1")
-    draw, entries = sg.draw_entries("d1")
-    ranked = [*(a.entry for a in report.winners), *report.waiting, *report.passed_over]
-    record = rule.Published(
-        draw.commitment,
-        report.seed,
-        draw.units,
-        tuple(entries),
-        {e.buyer_id: e.rank or 0 for e in ranked},
-        frozenset(a.entry.buyer_id for a in report.winners),
-        frozenset(e.buyer_id for e in report.waiting),
-    )
+    record = sg.published_draw("d1")
+    entries = record.entries
     assert rule.verify(record) == []
     assert rule.verify(replace(record, entries=(*entries[:-1], "intruder"))) != []
     assert rule.verify(replace(record, seed="00" * 32)) != []

@@ -10,11 +10,12 @@ buyer on the waiting list, so a unit is passed on exactly once.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from stockguard.domain import draws as rule
-from stockguard.domain.draws import Draw, DrawState, Entry
+from stockguard.domain.draws import Draw, DrawState, Entry, Published
 from stockguard.domain.errors import (
     InvalidInput,
     InvalidTransition,
@@ -55,6 +56,19 @@ class DrawReport:
     def seed(self) -> str | None:
         """Revealed by the run, never before."""
         return self.draw.seed if self.draw.drawn_at is not None else None
+
+    def published(self, entries: Sequence[str]) -> Published:
+        """The public record of the draw, with its entered buyers: what ``domain.draws.verify`` checks."""
+        ranked = [*(award.entry for award in self.winners), *self.waiting, *self.passed_over]
+        return Published(
+            self.draw.commitment,
+            self.seed,
+            self.draw.units,
+            tuple(entries),
+            {entry.buyer_id: entry.rank or 0 for entry in ranked},
+            frozenset(award.entry.buyer_id for award in self.winners),
+            frozenset(entry.buyer_id for entry in self.waiting),
+        )
 
 
 class DrawService(OrderService):
@@ -168,6 +182,11 @@ class DrawService(OrderService):
         now = self.clock()
         with self.store.read() as tx:
             return _report(tx, self._draw(tx, draw_id), now)
+
+    def published_draw(self, draw_id: str) -> Published:
+        """The draw's public record, as ``GET /v1/draws/{id}`` and its ``/entries`` publish it."""
+        report = self.get_draw(draw_id)
+        return report.published(self.draw_entries(draw_id)[1])
 
     def draw_entries(self, draw_id: str) -> tuple[Draw, list[str]]:
         """The draw and its entered buyers in arrival order: what anyone needs to recompute it."""

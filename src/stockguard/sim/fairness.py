@@ -407,21 +407,11 @@ def _winners(guard: Stockguard, draw_id: str, entered: set[str], ran: DrawReport
     """The winners' orders and buyers, as the store keeps the draw, once the published record
     verifies by the rule anyone can recompute and agrees with the entries buyers were told of."""
     report = guard.get_draw(draw_id)
-    draw, entries = guard.draw_entries(draw_id)
-    ranked = [*(award.entry for award in report.winners), *report.waiting, *report.passed_over]
-    record = rule.Published(
-        draw.commitment,
-        report.seed,
-        draw.units,
-        tuple(entries),
-        {entry.buyer_id: entry.rank or 0 for entry in ranked},
-        frozenset(award.entry.buyer_id for award in report.winners),
-        frozenset(entry.buyer_id for entry in report.waiting),
-    )
-    problems = rule.verify(record)
+    entries = guard.draw_entries(draw_id)[1]
+    problems = rule.verify(report.published(entries))
     if set(entries) != entered or len(entries) != len(entered):
         problems.append(f"the draw holds {len(entries)} entries, buyers were told {len(entered)}")
-    if report.winners != ran.winners or len(report.winners) > draw.units:
+    if report.winners != ran.winners or len(report.winners) > report.draw.units:
         problems.append(f"{len(report.winners)} winners read back, {len(ran.winners)} drawn")
     if problems:
         raise SimulationError(f"draw {draw_id}: " + "; ".join(problems))
