@@ -237,19 +237,27 @@ def test_serve_refuses_a_rate_that_does_not_parse(tmp_path: Path) -> None:
 # -- draws
 
 
+def draw_terms(listing_id: str, units: int, open_seconds: float, **more: object) -> JSON:
+    """Terms of a draw open from now for ``open_seconds``."""
+    opens = datetime.now(UTC)
+    window = {
+        "opens_at": opens.isoformat(),
+        "closes_at": (opens + timedelta(seconds=open_seconds)).isoformat(),
+    }
+    return {"listing_id": listing_id, "units": units, **window, **more}
+
+
+def wait_until_closed(terms: JSON) -> None:
+    closes = datetime.fromisoformat(terms["closes_at"]) + timedelta(seconds=0.2)
+    time.sleep(max(0.0, (closes - datetime.now(UTC)).total_seconds()))
+
+
 def test_a_draw_from_creation_to_verification(
     admin: httpx.Client, storefront: httpx.Client, server: Server
 ) -> None:
     listing_id = make_listing(admin, 3, "reserve", screening={"min_paid_orders": 1})
     draw_id = uid("draw")
-    opens = datetime.now(UTC)
-    terms = {
-        "listing_id": listing_id,
-        "units": 2,
-        "opens_at": opens.isoformat(),
-        "closes_at": (opens + timedelta(seconds=2)).isoformat(),
-        "payment_seconds": 1,
-    }
+    terms = draw_terms(listing_id, 2, 2, payment_seconds=1)
     assert_problem(storefront.put(f"/v1/draws/{draw_id}", json=terms), 403, "forbidden")
     created = body(admin.put(f"/v1/draws/{draw_id}", json=terms), 201)
     assert created["state"] == "open"
@@ -273,7 +281,7 @@ def test_a_draw_from_creation_to_verification(
     assert refused["reasons"]
     assert_problem(admin.post(f"/v1/draws/{draw_id}/run"), 409, "invalid_transition")
 
-    time.sleep(max(0.0, (opens + timedelta(seconds=2.2) - datetime.now(UTC)).total_seconds()))
+    wait_until_closed(terms)
     late = {"buyer_id": customer(storefront)}
     assert_problem(storefront.post(f"/v1/draws/{draw_id}/entries", json=late), 409, "invalid_transition")
     assert_problem(storefront.post(f"/v1/draws/{draw_id}/run"), 403, "forbidden")
@@ -313,17 +321,11 @@ def test_verify_draw_finds_a_tampered_record(
 ) -> None:
     listing_id = make_listing(admin, 3, "reserve")
     draw_id = uid("draw")
-    opens = datetime.now(UTC)
-    terms = {
-        "listing_id": listing_id,
-        "units": 1,
-        "opens_at": opens.isoformat(),
-        "closes_at": (opens + timedelta(seconds=1)).isoformat(),
-    }
+    terms = draw_terms(listing_id, 1, 1)
     body(admin.put(f"/v1/draws/{draw_id}", json=terms), 201)
     for _ in range(5):
         body(storefront.post(f"/v1/draws/{draw_id}/entries", json={"buyer_id": uid("b")}), 201)
-    time.sleep(max(0.0, (opens + timedelta(seconds=1.2) - datetime.now(UTC)).total_seconds()))
+    wait_until_closed(terms)
     body(admin.post(f"/v1/draws/{draw_id}/run"), 200)
     record = {
         "draw": body(storefront.get(f"/v1/draws/{draw_id}"), 200),
@@ -340,15 +342,9 @@ def test_verify_draw_finds_a_tampered_record(
 
 def test_bad_draws_are_refused(admin: httpx.Client) -> None:
     listing_id = make_listing(admin, 3, "reserve")
-    now = datetime.now(UTC)
-    good = {
-        "listing_id": listing_id,
-        "units": 1,
-        "opens_at": now.isoformat(),
-        "closes_at": (now + timedelta(hours=1)).isoformat(),
-    }
+    good = draw_terms(listing_id, 1, 3600)
     for bad in (
-        good | {"closes_at": (now - timedelta(hours=1)).isoformat()},
+        good | {"closes_at": good["opens_at"]},
         good | {"units": 0},
         good | {"opens_at": "2026-01-01T00:00:00"},
         good | {"payment_seconds": 100_000},

@@ -291,30 +291,27 @@ class VerdictOut(BaseModel):
 
 
 class BuyerOut(BaseModel):
+    """The profile fields are null when the shop never sent a profile (only a verdict is known)."""
+
     buyer_id: str
-    registered_at: datetime | None = Field(description="Null when the shop never sent a profile.")
-    member_since: datetime | None
-    paid_orders: int | None
-    active_days_90d: int | None
-    last_active_at: datetime | None
-    phone_verified: bool | None
-    verdict: VerdictOut | None = Field(description="An operator's decision; it wins over screening.")
+    registered_at: datetime | None = None
+    member_since: datetime | None = None
+    paid_orders: int | None = None
+    active_days_90d: int | None = None
+    last_active_at: datetime | None = None
+    phone_verified: bool | None = None
+    verdict: VerdictOut | None = Field(None, description="An operator's decision; it wins over screening.")
 
 
 def buyer_out(record: BuyerRecord) -> BuyerOut:
-    profile, override = record.profile, record.override
-    return BuyerOut(
-        buyer_id=record.buyer_id,
-        registered_at=None if profile is None else profile.registered_at,
-        member_since=None if profile is None else profile.member_since,
-        paid_orders=None if profile is None else profile.paid_orders,
-        active_days_90d=None if profile is None else profile.active_days_90d,
-        last_active_at=None if profile is None else profile.last_active_at,
-        phone_verified=None if profile is None else profile.phone_verified,
-        verdict=None
+    profile = {} if record.profile is None else asdict(record.profile)
+    override = record.override
+    verdict = (
+        None
         if override is None
-        else VerdictOut(verdict=override.verdict.value, reason=override.reason, at=override.at),
+        else VerdictOut(verdict=override.verdict.value, reason=override.reason, at=override.at)
     )
+    return BuyerOut(**profile | {"buyer_id": record.buyer_id, "verdict": verdict})
 
 
 # -- draws
