@@ -280,6 +280,7 @@ def test_entries_are_screened_and_kept_to_the_window(sg: Stockguard, clock: Fake
     with pytest.raises(NotEligible):
         sg.enter_draw("d1", "new-account")
     sg.enter_draw("d1", "regular")
+    assert sg.draw_standings() == {("d1", "entered"): 1}
     with pytest.raises(InvalidTransition, match="run it after"):
         sg.run_draw("d1")
     clock.advance(3600)
@@ -338,6 +339,12 @@ def test_unpaid_winners_are_replaced_in_rank_order_until_the_stock_is_gone(
     report = sg.get_draw("d1")
     assert [a.entry.buyer_id for a in report.winners] == drawn[:4]
     assert sum(1 for a in report.winners if a.status in (OrderStatus.PAID, OrderStatus.RESERVED)) == 2
+    assert sg.draw_standings() == {
+        ("d1", "paid"): 1,
+        ("d1", "expired"): 2,
+        ("d1", "reserved"): 1,
+        ("d1", "waiting"): 2,
+    }
 
 
 def test_when_the_stock_runs_out_the_waiting_list_stays_waiting(sg: Stockguard, clock: FakeClock) -> None:

@@ -306,6 +306,12 @@ def test_a_draw_from_creation_to_verification(
         drawn["waiting"][0]["buyer_id"],
     ]
 
+    standing = metric_samples(admin.get("/metrics").text, "stockguard_draw_standing")
+    counted = {
+        label.split('standing="')[1].rstrip('"}'): n for label, n in standing.items() if draw_id in label
+    }
+    assert counted == {"paid": 1, "expired": 1, "reserved": 1, "waiting": 3}
+
     verified = subprocess.run(
         [*stockguard_command(), "verify-draw", draw_id, "--url", server.url, "--token", server.storefront],
         capture_output=True,

@@ -68,6 +68,15 @@ class SellableCollector(Collector):
             sold.add_metric([stock.listing.listing_id], stock.sold)
         yield gauge
         yield sold
+        draws = GaugeMetricFamily(
+            "stockguard_draw_standing",
+            "Draw entries by where they stand: the status of the order they won (reserved, paid, "
+            "expired, cancelled, ...), waiting, passed_over, or entered (not drawn yet).",
+            labels=["draw", "standing"],
+        )
+        for (draw_id, standing), count in sorted(self._guard.draw_standings().items()):
+            draws.add_metric([draw_id, standing], count)
+        yield draws
 
 
 def exposition(guard: Stockguard) -> bytes:

@@ -83,6 +83,20 @@ class Entry:
     passed_over: str | None = None  # why a drawn entry could not be given its unit
 
 
+# Where an entry stands, besides the status of the order it won: drawn and in line for a
+# unit, drawn and refused one (screening, limits), or not drawn yet.
+WAITING, PASSED_OVER, ENTERED = "waiting", "passed_over", "entered"
+
+
+def standing(entry: Entry, order_status: str | None) -> str:
+    """An entry's standing: the status of its order (reserved, paid, expired, ...), else one of the above."""
+    if entry.order_id is not None:
+        return order_status or ENTERED
+    if entry.passed_over is not None:
+        return PASSED_OVER
+    return WAITING if entry.rank is not None else ENTERED
+
+
 def commitment(seed: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()
 

@@ -188,6 +188,13 @@ class DrawService(OrderService):
         report = self.get_draw(draw_id)
         return report.published(self.draw_entries(draw_id)[1])
 
+    def draw_standings(self) -> dict[tuple[str, str], int]:
+        """How many entries of each draw stand where: won and holding (reserved), paid, lapsed
+        (expired, cancelled), waiting, passed over, or entered and not drawn yet."""
+        self._sweep_if_due()
+        with self.store.read() as tx:
+            return tx.draw_standings()
+
     def draw_entries(self, draw_id: str) -> tuple[Draw, list[str]]:
         """The draw and its entered buyers in arrival order: what anyone needs to recompute it."""
         check_id(draw_id, "draw_id")

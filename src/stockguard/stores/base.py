@@ -143,6 +143,10 @@ class Transaction(Protocol):
         """Insert the entry, or update the one of its draw and buyer."""
         ...
 
+    def draw_standings(self) -> dict[tuple[str, str], int]:
+        """Entries per (draw, standing) over every draw (``domain.draws.standing``)."""
+        ...
+
     def entry_of_order(self, order_id: str) -> Entry | None:
         """The draw entry that won this order, if a draw placed it."""
         ...

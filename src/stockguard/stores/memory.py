@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
 
-from stockguard.domain.draws import Draw, Entry
+from stockguard.domain.draws import Draw, Entry, standing
 from stockguard.domain.model import (
     LIVE_OR_PAID,
     Counter,
@@ -241,6 +241,14 @@ class MemoryTransaction:
         self._set(self._data.entries[entry.draw_id], entry.buyer_id, entry)
         if entry.order_id is not None:
             self._set(self._data.entry_of_order, entry.order_id, (entry.draw_id, entry.buyer_id))
+
+    def draw_standings(self) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for draw_id, entries in self._data.entries.items():
+            for entry in entries.values():
+                order = None if entry.order_id is None else self._data.orders.get(entry.order_id)
+                counts[(draw_id, standing(entry, None if order is None else order.status.value))] += 1
+        return dict(counts)
 
     def entry_of_order(self, order_id: str) -> Entry | None:
         found = self._data.entry_of_order.get(order_id)

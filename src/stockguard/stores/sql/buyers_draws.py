@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from stockguard.domain.draws import Draw, Entry
+from stockguard.domain.draws import ENTERED, PASSED_OVER, WAITING, Draw, Entry
 from stockguard.domain.screening import BuyerProfile, Override, Verdict
 
 
@@ -210,6 +210,17 @@ class BuyersAndDraws:
                 "passed_over": entry.passed_over,
             },
         )
+
+    def draw_standings(self) -> dict[tuple[str, str], int]:
+        # As domain.draws.standing, counted by the database in one pass.
+        rows = self._all(
+            "SELECT e.draw_id, CASE WHEN e.order_id IS NOT NULL THEN COALESCE(o.status, :entered) "
+            "WHEN e.passed_over IS NOT NULL THEN :passed_over WHEN e.rank IS NOT NULL THEN :waiting "
+            "ELSE :entered END AS standing, COUNT(*) "
+            "FROM draw_entries e LEFT JOIN orders o ON o.order_id = e.order_id GROUP BY 1, 2",
+            {"entered": ENTERED, "passed_over": PASSED_OVER, "waiting": WAITING},
+        )
+        return {(draw_id, standing): int(count) for draw_id, standing, count in rows}
 
     def entry_of_order(self, order_id: str) -> Entry | None:
         row = self._one(f"SELECT {_ENTRY_COLUMNS} FROM draw_entries WHERE order_id = :id", {"id": order_id})
