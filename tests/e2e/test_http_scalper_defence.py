@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,8 @@ from e2e.server import (
     stockguard_command,
     uid,
 )
+from e2e.test_http_concurrency import crowd
+from redis_servers import REDIS_URL, single_redis
 
 STRICT = {"min_account_age_days": 30, "min_paid_orders": 1, "min_active_days_90d": 5, "phone_verified": True}
 
@@ -164,6 +167,27 @@ def test_device_and_address_limits_answer_limit_exceeded(
     assert sellable(storefront, listing_id) == 8
 
 
+def test_a_ring_of_50_accounts_racing_to_one_address_over_two_workers_gets_the_address_limit(
+    server_two_workers: Server,
+) -> None:
+    server = server_two_workers
+    admin = server.client(server.admin)
+    listing_id = make_listing(admin, 100, "reserve", per_buyer_limit=2, per_address_limit=3)
+    spellings = ["88 Canal Street, Unit 5", "88 canal street unit 5", "88  CANAL STREET  UNIT 5"]
+    orders = [
+        order_body(listing_id, buyer_id=f"{listing_id}-ring-{n}")
+        | {"device_id": f"{listing_id}-phone-{n}", "address": spellings[n % 3]}
+        for n in range(50)
+        for _ in range(2)
+    ]
+
+    outcomes = crowd(server, server.storefront, [("POST", "/v1/orders", document) for document in orders])
+
+    assert Counter(outcomes) == {"201": 3, "limit_exceeded": 97}
+    listing = body(admin.get(f"/v1/listings/{listing_id}"), 200)
+    assert (listing["sold"], listing["sellable"]) == (3, 97)
+
+
 def test_screening_and_limit_refusals_are_counted_by_rule(
     admin: httpx.Client, storefront: httpx.Client
 ) -> None:
@@ -221,6 +245,27 @@ def test_one_ip_over_the_rate_gets_429_whatever_the_buyer(limited_server: Server
     answers = [storefront.post("/v1/orders", json=order_body(listing_id) | {"ip": ip}) for _ in range(7)]
     assert [a.status_code for a in answers] == [201] * 5 + [429] * 2
     assert sellable(storefront, listing_id) == 95
+
+
+def test_with_redis_every_worker_counts_against_one_rate_budget(tmp_path: Path) -> None:
+    prefix = uid("sg-rate")
+    args = ("--redis", REDIS_URL, "--redis-prefix", prefix, "--rate-per-buyer", "3/minute")
+    with running_server(tmp_path / "data", workers=2, args=args) as server:
+        admin = server.client(server.admin)
+        listing_id = make_listing(admin, 100, "reserve")
+        buyer_id = uid("bot")
+        # Forty at once, each on its own connection: both workers take several. Counted in each
+        # worker's memory, six would pass; counted in Redis, three do.
+        orders = [order_body(listing_id, buyer_id=buyer_id) for _ in range(40)]
+        outcomes = crowd(server, server.storefront, [("POST", "/v1/orders", document) for document in orders])
+        assert Counter(outcomes) == {"201": 3, "rate_limited": 37}
+        assert sellable(admin, listing_id) == 97
+    redis = single_redis()
+    try:
+        counted = [key for key in redis.scan_iter(f"{prefix}:rate*") if buyer_id in key]
+        assert counted, "the buyer's orders were not counted in Redis"
+    finally:
+        redis.close()
 
 
 def test_serve_refuses_a_rate_that_does_not_parse(tmp_path: Path) -> None:
