@@ -49,6 +49,11 @@ class _Admit:
 _Tell = Callable[[RedisGate], object]
 
 
+# How long starting the gate waits for Redis to confirm the sold-out channel's subscription;
+# past it (Redis slow or down) the process starts anyway and subscribes when Redis answers.
+SUBSCRIBE_WAIT_S = 2.0
+
+
 class GateClient:
     def __init__(self, gate: RedisGate) -> None:
         self._gate = gate
@@ -57,6 +62,7 @@ class GateClient:
         self._seen: dict[str, int] = {}  # listing -> the highest seq answered
         self._listeners: list[Callable[[str], None]] = []
         self._subscriber: threading.Thread | None = None
+        self._subscribed = threading.Event()  # Redis confirmed the sold-out channel's subscription
         self._closed = threading.Event()
 
     # -- AdmissionGate
@@ -92,10 +98,14 @@ class GateClient:
         return self._gate.state(listing_id)
 
     def on_sold_out_elsewhere(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener`` with each listing another process announces sold out. Returns once
+        Redis confirmed the subscription (at most ``SUBSCRIBE_WAIT_S``): an announcement made
+        after a process started is heard by it, not lost to a thread still connecting."""
         self._listeners.append(listener)
         if self._subscriber is None:
             self._subscriber = threading.Thread(target=self._listen, name="stockguard-gate-sub", daemon=True)
             self._subscriber.start()
+        self._subscribed.wait(SUBSCRIBE_WAIT_S)
 
     def close(self) -> None:
         self._closed.set()
@@ -159,6 +169,8 @@ class GateClient:
                 subscription = None  # subscribe again once Redis answers
                 self._closed.wait(0.5)
                 continue
+            if message is not None and message.get("type") == "subscribe":
+                self._subscribed.set()
             if message is None or message.get("type") != "message":
                 continue
             sender, _, listing_id = str(message["data"]).partition(" ")

@@ -149,8 +149,9 @@ class RedisGate:
         self._client.publish(f"{self._prefix}:{channel}", message)
 
     def pubsub(self, channel: str) -> Any:
-        """A subscription to one of the gate's channels (every node of a cluster hears a publish)."""
-        subscription = self._client.pubsub(ignore_subscribe_messages=True)
+        """A subscription to one of the gate's channels (every node of a cluster hears a publish).
+        Its first message is Redis's confirmation (type ``subscribe``); then the channel's messages."""
+        subscription = self._client.pubsub()
         subscription.subscribe(f"{self._prefix}:{channel}")
         return subscription
 
