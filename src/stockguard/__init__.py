@@ -30,6 +30,7 @@ from stockguard.domain.errors import (
     UnknownOrder,
     UnknownShipment,
 )
+from stockguard.domain.events import Event, EventType, StreamKind
 from stockguard.domain.model import (
     Allocation,
     Component,
@@ -74,6 +75,8 @@ __all__ = [
     "DrawState",
     "Drift",
     "Entry",
+    "Event",
+    "EventType",
     "HoldExpired",
     "InvalidInput",
     "InvalidTransition",
@@ -101,6 +104,7 @@ __all__ = [
     "SoldOut",
     "Stockguard",
     "StockguardError",
+    "StreamKind",
     "Unavailable",
     "UnknownBuyer",
     "UnknownDraw",

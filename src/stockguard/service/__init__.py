@@ -6,10 +6,11 @@ from stockguard.service.base import Clock, OrderContext, utc_now
 from stockguard.service.buyers import BuyerRecord, BuyerService
 from stockguard.service.catalog import CatalogService, CountResult, Saved, Shortage
 from stockguard.service.draws import Award, DrawReport, DrawService
+from stockguard.service.events import EventService
 from stockguard.service.orders import Placement
 
 
-class Stockguard(CatalogService, DrawService, BuyerService, AuditService):
+class Stockguard(CatalogService, DrawService, BuyerService, AuditService, EventService):
     """The library facade: every use case of stockguard on one store.
 
     Build one with :func:`stockguard.connect` (a store URL) or directly from a

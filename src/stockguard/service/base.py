@@ -60,6 +60,7 @@ class ServiceBase:
         store needs the same one; without it, a random key that lives as long as this object."""
         self.store = store
         self.clock = clock
+        store.use_clock(clock)
         # Listings this process saw sold out: their buyers are refused off the write path.
         self._sold_out = SoldOutBoard()
         self._gated: GatedPlacement | None = None

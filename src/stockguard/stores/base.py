@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Hashable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from stockguard.domain.draws import Draw, Entry
+from stockguard.domain.events import Event, NewEvent
 from stockguard.domain.model import (
     Counter,
     Holder,
@@ -53,6 +54,18 @@ class MovementFilter:
     order_id: str | None = None
     sku: str | None = None
     limit: int = 1000
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one unit of work changed, for the events written at its end (``stores.outbox``)."""
+
+    levels: set[tuple[str, str]] = field(default_factory=set)  # (sku, warehouse)
+    orders: dict[str, Order] = field(default_factory=dict)  # the order as last written
+    listings: set[str] = field(default_factory=set)  # listings whose terms or sold units changed
+
+    def __bool__(self) -> bool:
+        return bool(self.levels or self.orders or self.listings)
 
 
 class Transaction(Protocol):
@@ -155,6 +168,47 @@ class Transaction(Protocol):
     def shipment(self, shipment_id: str) -> Shipment | None: ...
     def put_shipment(self, shipment: Shipment) -> None: ...
 
+    # -- change events (the outbox)
+    @property
+    def changes(self) -> Changes:
+        """What this unit of work changed so far (filled by the writes above)."""
+        ...
+
+    def peek_levels(self, skus: Collection[str]) -> dict[str, list[Level]]:
+        """Like ``levels``, without locking them (the latest committed values elsewhere)."""
+        ...
+
+    def listings_with(self, skus: Collection[str]) -> list[Listing]:
+        """Every listing with one of these items among its components."""
+        ...
+
+    def lock_streams(self, streams: Collection[str]) -> dict[str, dict[str, Any]]:
+        """Lock these event streams (in one fixed order) and answer the data of each one's last event."""
+        ...
+
+    def append_events(self, events: list[NewEvent], at: datetime) -> None:
+        """Write events, each with the next sequence number of its stream."""
+        ...
+
+    def events_after(self, stream: str, seq: int, limit: int) -> list[Event]:
+        """The stream's events after sequence ``seq``, oldest first."""
+        ...
+
+    def unpublished_events(self, limit: int) -> list[Event]:
+        """Events no relay has had acknowledged by its broker, by position."""
+        ...
+
+    def mark_published(self, positions: Collection[int]) -> None: ...
+    def prune_events(self, before: datetime, *, unpublished_too: bool) -> None:
+        """Delete events written before ``before`` (published ones only, unless told)."""
+        ...
+
+    def take_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Hold the named lease until ``until`` if it is free, run out or already ``holder``'s."""
+        ...
+
+    def lease_exists(self, name: str) -> bool: ...
+
     # -- audit
     def movements(self, where: MovementFilter) -> list[Movement]: ...
     def ledger_totals(self) -> dict[tuple[str, str, Counter], int]: ...
@@ -197,6 +251,10 @@ class Store(Protocol):
         of other processes as soon as this store hears of it. None: the store
         cannot tell now (every read must then look at the stock itself).
         """
+        ...
+
+    def use_clock(self, clock: Callable[[], datetime]) -> None:
+        """Stamp change events with this clock's time (the service's own) instead of the system's."""
         ...
 
     def close(self) -> None: ...

@@ -10,13 +10,14 @@ import functools
 import heapq
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Collection, Hashable, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
-from datetime import datetime
-from typing import TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from stockguard.domain.draws import Draw, Entry, standing
+from stockguard.domain.events import Event, NewEvent
 from stockguard.domain.model import (
     LIVE_OR_PAID,
     Counter,
@@ -32,7 +33,8 @@ from stockguard.domain.model import (
     Warehouse,
 )
 from stockguard.domain.screening import BuyerProfile, Override
-from stockguard.stores.base import MovementFilter, PlaceRequest
+from stockguard.stores.base import Changes, MovementFilter, PlaceRequest
+from stockguard.stores.outbox import write_events
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -61,6 +63,10 @@ class MemoryData:
         self.expiry_heap: list[tuple[datetime, str]] = []
         self.shipments: dict[str, Shipment] = {}
         self.ledger: list[Movement] = []
+        self.events: list[Event] = []  # in the order they were written
+        self.streams: dict[str, tuple[int, Mapping[str, Any]]] = {}  # stream -> (last seq, last data)
+        self.published: set[int] = set()  # positions a relay's broker acknowledged
+        self.leases: dict[str, tuple[str, datetime]] = {}  # name -> (holder, until)
 
 
 class MemoryTransaction:
@@ -68,6 +74,7 @@ class MemoryTransaction:
         self._data = data
         self._writable = writable
         self._undo: list[Callable[[], object]] = []
+        self.changes = Changes()
 
     @property
     def changed(self) -> bool:
@@ -110,6 +117,7 @@ class MemoryTransaction:
 
     def put_listing(self, listing: Listing) -> None:
         self._set(self._data.listings, listing.listing_id, listing)
+        self.changes.listings.add(listing.listing_id)
 
     # -- stock
     def levels(self, skus: Collection[str]) -> dict[str, list[Level]]:
@@ -132,6 +140,7 @@ class MemoryTransaction:
         by_warehouse = self._data.levels.setdefault(level.sku, {})
         by_warehouse[level.warehouse] = Level(level.sku, level.warehouse)
         self._undo.append(lambda: by_warehouse.pop(level.warehouse, None))
+        self.changes.levels.add((level.sku, level.warehouse))
 
     def record(self, movements: list[Movement]) -> None:
         self._write()
@@ -151,6 +160,7 @@ class MemoryTransaction:
             )
             self._undo.append(functools.partial(level.apply, undo))
             ledger.append(movement)
+            self.changes.levels.add((movement.sku, movement.warehouse))
 
     # -- orders
     def order(self, order_id: str) -> Order | None:
@@ -165,6 +175,7 @@ class MemoryTransaction:
     def _save_order(self, order: Order) -> None:
         before = self._data.orders.get(order.order_id)
         self._set(self._data.orders, order.order_id, order)
+        self.changes.orders[order.order_id] = order
         counted_before = before is not None and before.status in LIVE_OR_PAID
         counted_now = order.status in LIVE_OR_PAID
         if counted_before != counted_now:
@@ -268,6 +279,7 @@ class MemoryTransaction:
 
     def add_sold(self, listing_id: str, delta: int) -> None:
         self._set(self._data.sold, listing_id, self._data.sold[listing_id] + delta)
+        self.changes.listings.add(listing_id)
 
     def _drop_stale(self) -> None:
         """Pop heap entries of orders that changed since they were pushed."""
@@ -327,6 +339,66 @@ class MemoryTransaction:
     def all_levels(self) -> list[Level]:
         return [self._copy(level) for levels in self._data.levels.values() for level in levels.values()]
 
+    # -- change events
+    def peek_levels(self, skus: Collection[str]) -> dict[str, list[Level]]:
+        return self.levels(skus)
+
+    def listings_with(self, skus: Collection[str]) -> list[Listing]:
+        wanted = set(skus)
+        return [
+            listing
+            for listing in self._data.listings.values()
+            if any(c.sku in wanted for c in listing.components)
+        ]
+
+    def lock_streams(self, streams: Collection[str]) -> dict[str, dict[str, Any]]:
+        known = self._data.streams
+        return {stream: dict(known[stream][1]) for stream in streams if stream in known}
+
+    def append_events(self, events: list[NewEvent], at: datetime) -> None:
+        self._write()
+        written = self._data.events
+        mark = len(written)
+        self._undo.append(lambda: written.__delitem__(slice(mark, None)))
+        for event in events:
+            seq = self._data.streams.get(event.stream, (0, {}))[0] + 1
+            self._set(self._data.streams, event.stream, (seq, event.data))
+            position = written[-1].position + 1 if written else 1
+            written.append(Event(position, event.stream, seq, event.type, at, event.data))
+
+    def events_after(self, stream: str, seq: int, limit: int) -> list[Event]:
+        found = [e for e in self._data.events if e.stream == stream and e.seq > seq]
+        return found[:limit]
+
+    def unpublished_events(self, limit: int) -> list[Event]:
+        published = self._data.published
+        return [e for e in self._data.events if e.position not in published][:limit]
+
+    def mark_published(self, positions: Collection[int]) -> None:
+        self._write()
+        fresh = set(positions) - self._data.published
+        self._data.published |= fresh
+        self._undo.append(lambda: self._data.published.difference_update(fresh))
+
+    def prune_events(self, before: datetime, *, unpublished_too: bool) -> None:
+        self._write()
+        kept = self._data.events[:]
+        self._undo.append(lambda: self._data.events.__setitem__(slice(None), kept))
+        published = self._data.published
+        self._data.events[:] = [
+            e for e in kept if e.at >= before or not (unpublished_too or e.position in published)
+        ]
+
+    def take_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        current = self._data.leases.get(name)
+        if current is not None and current[0] != holder and current[1] >= now:
+            return False
+        self._set(self._data.leases, name, (holder, until))
+        return True
+
+    def lease_exists(self, name: str) -> bool:
+        return name in self._data.leases
+
     def all_orders(self) -> Iterator[Order]:
         return iter(list(self._data.orders.values()))
 
@@ -337,6 +409,10 @@ class MemoryTransaction:
         return [s for s in self._data.shipments.values() if not s.arrived]
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class MemoryStore:
     """All data in this process, guarded by one lock."""
 
@@ -344,12 +420,17 @@ class MemoryStore:
         self._data = MemoryData()
         self._lock = threading.Lock()
         self._commits = 0
+        self._clock: Callable[[], datetime] = _utc_now
+
+    def use_clock(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
 
     def atomic(self, work: Callable[[MemoryTransaction], T]) -> T:
         with self._lock:
             tx = MemoryTransaction(self._data, writable=True)
             try:
                 result = work(tx)
+                write_events(tx, self._clock())
             except BaseException:
                 tx.rollback()
                 raise

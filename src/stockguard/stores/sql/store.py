@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import OperationalError
@@ -22,6 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from stockguard.domain.errors import Unavailable
 from stockguard.stores.base import PlaceRequest, Transaction
+from stockguard.stores.outbox import write_events
 from stockguard.stores.sql import forks
 from stockguard.stores.sql.engines import backend_for
 from stockguard.stores.sql.lookups import OrderLookups
@@ -66,6 +68,7 @@ class SqlStore:
         self._watch: ChangeWatch | None = None  # started by the first stock_version()
         self._watch_lock = threading.Lock()
         self._watch_forks = -1
+        self._clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         if upgrade is None:
             upgrade = self._backend.dialect is SQLITE
         with self._translate_errors(), self.engine.execution_options(stockguard_write=True).begin() as conn:
@@ -86,9 +89,15 @@ class SqlStore:
         dialect = self._backend.dialect
 
         def run(cursor: Any, decided: Decided | None) -> T:
-            return work(SqlTransaction(cursor, writable=True, dialect=dialect, decided=decided))
+            tx = SqlTransaction(cursor, writable=True, dialect=dialect, decided=decided)
+            result = work(tx)
+            write_events(tx, self._clock())
+            return result
 
         return self._writer.submit(run, placing if dialect.native_place else None)
+
+    def use_clock(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
 
     def order_exists(self, order_id: str) -> Future[bool]:
         if self._lookups is not None:

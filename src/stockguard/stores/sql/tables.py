@@ -185,3 +185,46 @@ draw_entries = Table(
     Index("ix_draw_entries_order", "order_id"),
     Index("ix_draw_entries_rank", "draw_id", "rank"),
 )
+
+# Which listings sell which item: a change of the item's stock changes their sellable quantity.
+listing_components = Table(
+    "listing_components",
+    metadata,
+    Column("sku", ID, primary_key=True),
+    Column("listing_id", ID, primary_key=True),
+)
+
+# The outbox: one row per change event, written in the transaction of the change.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("stream", String(80), nullable=False),  # "listing:<id>", "order:<id>", "item:<sku>"
+    Column("seq", BigInteger, nullable=False),  # 1, 2, 3... per stream, in commit order
+    Column("type", String(40), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("data", Text, nullable=False),  # the new values, a JSON object
+    Column("published", Boolean, nullable=False),  # a relay's broker acknowledged it
+    Index("ux_events_stream_seq", "stream", "seq", unique=True),
+    Index("ix_events_published", "published", "id"),
+    Index("ix_events_at", "at"),
+)
+
+# Each stream's last sequence number and last data. Its row is locked while an
+# event is added, so one stream's events are numbered in the order they commit.
+event_streams = Table(
+    "event_streams",
+    metadata,
+    Column("stream", String(80), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("last", Text, nullable=False),
+)
+
+# Which relay process may publish now (one at a time, so streams stay in order).
+relay_leases = Table(
+    "relay_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("until", Float, nullable=False),
+)

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from stockguard.domain.errors import LimitExceeded, SoldOut
+from stockguard.domain.events import StreamKind, stream_of
 from stockguard.domain.model import (
     LIVE_OR_PAID,
     Allocation,
@@ -39,8 +40,9 @@ from stockguard.domain.model import (
     Warehouse,
 )
 from stockguard.domain.screening import NO_CONTEXT, BuyerContext, Screening
-from stockguard.stores.base import MovementFilter, PlaceRequest
+from stockguard.stores.base import Changes, MovementFilter, PlaceRequest
 from stockguard.stores.sql.buyers_draws import BuyersAndDraws, dt, ts
+from stockguard.stores.sql.events import EventsOutbox
 
 
 class Cursor(Protocol):
@@ -143,7 +145,7 @@ def place_many(cursor: Cursor, requests: list[PlaceRequest]) -> list[Decided]:
     return decided
 
 
-class SqlTransaction(BuyersAndDraws):
+class SqlTransaction(BuyersAndDraws, EventsOutbox):
     def __init__(
         self, cursor: Cursor, *, writable: bool, dialect: Dialect = SQLITE, decided: Decided | None = None
     ) -> None:
@@ -159,6 +161,8 @@ class SqlTransaction(BuyersAndDraws):
         self._for_update = " FOR UPDATE" if locks else ""
         self._lock_levels = " FOR UPDATE OF l" if locks else ""  # not the joined warehouse rows
         self._skip_locked = " FOR UPDATE SKIP LOCKED" if locks else ""
+        self._stream_order = ' COLLATE "C"' if dialect.lock_rows else ""
+        self.changes = Changes()
 
     def _execute(self, sql: str, params: Mapping[str, Any]) -> None:
         self._cur.execute(self._sql(sql), params)
@@ -176,6 +180,11 @@ class SqlTransaction(BuyersAndDraws):
         self._require_writable()
         self._execute(sql, params)
         self._cur.mark_written()
+
+    def _write_returning(self, sql: str, params: Mapping[str, Any]) -> Any:
+        """A write that answers a row (``RETURNING``), or None."""
+        self._write(sql, params)
+        return self._cur.fetchone()
 
     def _one(self, sql: str, params: Mapping[str, Any]) -> Any:
         self._execute(sql, params)
@@ -236,11 +245,24 @@ class SqlTransaction(BuyersAndDraws):
                 "per_address_limit": listing.per_address_limit,
             },
         )
+        self._write("DELETE FROM listing_components WHERE listing_id = :id", {"id": listing.listing_id})
+        self._execute_many(
+            "INSERT INTO listing_components (sku, listing_id) VALUES (:sku, :listing_id)",
+            [{"sku": c.sku, "listing_id": listing.listing_id} for c in listing.components],
+        )
+        self._ensure_stream(stream_of(StreamKind.LISTING, listing.listing_id))
+        self.changes.listings.add(listing.listing_id)
 
     # -- stock
     def levels(self, skus: Collection[str]) -> dict[str, list[Level]]:
         # Always read (and, in PostgreSQL, locked) in sku order, so two orders
         # for overlapping bundles never wait on each other in a cycle.
+        return self._levels(skus, self._lock_levels)
+
+    def peek_levels(self, skus: Collection[str]) -> dict[str, list[Level]]:
+        return self._levels(skus, "")
+
+    def _levels(self, skus: Collection[str], lock: str) -> dict[str, list[Level]]:
         ordered = sorted(skus)
         if not ordered:
             return {}
@@ -248,7 +270,7 @@ class SqlTransaction(BuyersAndDraws):
         placeholders = ", ".join(":" + name for name in names)
         rows = self._all(
             f"SELECT {_LEVEL_COLUMNS} FROM levels l LEFT JOIN warehouses w ON w.name = l.warehouse "
-            f"WHERE l.sku IN ({placeholders}) ORDER BY l.sku, l.warehouse{self._lock_levels}",
+            f"WHERE l.sku IN ({placeholders}) ORDER BY l.sku, l.warehouse{lock}",
             names,
         )
         found: dict[str, list[Level]] = {}
@@ -262,6 +284,8 @@ class SqlTransaction(BuyersAndDraws):
             f"VALUES (:sku, :warehouse, {', '.join('0' for _ in _COUNTERS)})",
             {"sku": level.sku, "warehouse": level.warehouse},
         )
+        self._ensure_stream(stream_of(StreamKind.ITEM, level.sku))
+        self.changes.levels.add((level.sku, level.warehouse))
 
     def record(self, moves: list[Movement]) -> None:
         self._require_writable()
@@ -275,6 +299,7 @@ class SqlTransaction(BuyersAndDraws):
                 row["sku"], row["warehouse"] = m.sku, m.warehouse
                 deltas[(m.sku, m.warehouse)] = row
             row[m.counter.value] += m.delta
+        self.changes.levels.update(deltas)
         self._execute_many(_APPLY_DELTAS, list(deltas.values()))
         self._execute_many(
             _INSERT_MOVEMENT,
@@ -303,6 +328,7 @@ class SqlTransaction(BuyersAndDraws):
 
     def insert_order(self, order: Order) -> None:
         self._write(_INSERT_ORDER, _order_params(order))
+        self.changes.orders[order.order_id] = order
         self._execute_many(
             "INSERT INTO order_lines (order_id, listing_id, buyer_id, quantity, device_id, address_hash) "
             "VALUES (:order_id, :listing_id, :buyer_id, :quantity, :device_id, :address_hash)",
@@ -325,6 +351,7 @@ class SqlTransaction(BuyersAndDraws):
             "allocations = :allocations WHERE order_id = :order_id",
             _order_params(order),
         )
+        self.changes.orders[order.order_id] = order
 
     def place_at_once(self, request: PlaceRequest) -> Order | None:
         decided, self._decided = self._decided, None
@@ -360,6 +387,7 @@ class SqlTransaction(BuyersAndDraws):
             "UPDATE listings SET sold = sold + :delta WHERE listing_id = :id",
             {"id": listing_id, "delta": delta},
         )
+        self.changes.listings.add(listing_id)
 
     def due_orders(self, now: datetime, limit: int) -> list[Order]:
         self._require_writable()
@@ -428,6 +456,17 @@ class SqlTransaction(BuyersAndDraws):
 
     def all_orders(self) -> Iterator[Order]:
         return iter([_order(r) for r in self._all(f"SELECT {_ORDER_COLUMNS} FROM orders ORDER BY order_id")])
+
+    def listings_with(self, skus: Collection[str]) -> list[Listing]:
+        if not skus:
+            return []
+        names = {f"s{i}": sku for i, sku in enumerate(sorted(skus))}
+        rows = self._all(
+            f"SELECT {_LISTING_COLUMNS} FROM listings WHERE listing_id IN (SELECT listing_id "
+            f"FROM listing_components WHERE sku IN ({', '.join(':' + n for n in names)}))",
+            names,
+        )
+        return [_listing(r) for r in rows]
 
     def all_listings(self) -> list[Listing]:
         return [
