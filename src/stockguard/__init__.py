@@ -10,6 +10,7 @@
 """
 
 from stockguard.bootstrap import connect, open_store
+from stockguard.domain.counts import WarehouseCount
 from stockguard.domain.draws import Draw, DrawState, Entry
 from stockguard.domain.errors import (
     HoldExpired,
@@ -114,6 +115,7 @@ __all__ = [
     "UnknownShipment",
     "Verdict",
     "Warehouse",
+    "WarehouseCount",
     "connect",
     "open_store",
 ]

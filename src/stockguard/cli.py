@@ -234,6 +234,51 @@ def serve(
         raise typer.Exit(2) from None
 
 
+@app.command()
+def relay(
+    db: Annotated[str | None, typer.Option(help="Store URL. Default: stockguard-data/stockguard.db.")] = None,
+    broker: Annotated[
+        str, typer.Option(help="nats://host:4222 (JetStream) or amqp://user:password@host:5672/.")
+    ] = "nats://127.0.0.1:4222",
+    retention_hours: Annotated[
+        float, typer.Option(min=0.01, help="How long published events stay for SSE clients to resume.")
+    ] = 168.0,
+) -> None:
+    """Publish the store's change events to a broker, at least once and in order per stream, until
+    stopped (Ctrl-C or SIGTERM). Several relays may run: one publishes at a time, another takes
+    over within 10 s of it stopping."""
+    import asyncio
+    import signal
+    from datetime import timedelta
+
+    from stockguard.api.settings import Settings
+    from stockguard.relay import Relay, broker_for
+
+    url = db or Settings().db_url
+    try:
+        chosen = broker_for(broker)
+    except ValueError as error:
+        err.print(f"[bold red]cannot start:[/] {error}")
+        raise typer.Exit(2) from None
+    guard = _open(url, must_exist=url.startswith("sqlite"))
+    runner = Relay(guard, chosen, retention=timedelta(hours=retention_hours))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(stop_signal, stop.set)
+        await runner.run(stop)
+
+    shown = [make_url(u).render_as_string(hide_password=True) for u in (url, broker)]
+    out.print(f"relaying events from {shown[0]} to {shown[1]}")
+    try:
+        asyncio.run(main())
+    finally:
+        guard.close()
+    out.print(f"stopped after publishing {runner.published:,} events")
+
+
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI
 from starlette.routing import BaseRoute
@@ -13,9 +14,20 @@ from starlette.routing import BaseRoute
 from stockguard.api import problems
 from stockguard.api.auth import Tokens, address_key, load_or_create
 from stockguard.api.bridge import LoopBridge
+from stockguard.api.event_hub import EventHub
 from stockguard.api.fast_orders import PATH, FastPlacement
 from stockguard.api.middleware import AccessLog, BodyLimit
-from stockguard.api.routes import buyers, draws, items, listings, ops, orders
+from stockguard.api.routes import (
+    buyers,
+    draws,
+    events,
+    items,
+    listings,
+    movements,
+    ops,
+    orders,
+    warehouse_sync,
+)
 from stockguard.api.settings import Settings
 from stockguard.api.sweeper import Sweeper
 from stockguard.bootstrap import connect
@@ -49,11 +61,13 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
         )
         app.state.guard = service
         app.state.bridge = LoopBridge(asyncio.get_running_loop())
-        sweeper = Sweeper(service, settings.sweep_interval)
+        app.state.event_hub = hub = EventHub(service)
+        sweeper = Sweeper(service, settings.sweep_interval, timedelta(hours=settings.event_retention_hours))
         sweeper.start()
         try:
             yield
         finally:
+            await hub.close()
             sweeper.stop()
             if guard is None:
                 service.close()
@@ -67,7 +81,7 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
     )
     app.state.tokens = tokens
     problems.install(app)
-    for module in (items, listings, orders, buyers, draws, ops):
+    for module in (items, listings, orders, buyers, draws, events, warehouse_sync, movements, ops):
         app.include_router(module.router)
     # Innermost, inside the access log and the body limit.
     app.add_middleware(FastPlacement, route=_route(orders.router, "POST", PATH))

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     rate_per_buyer: str | None = None
     rate_per_ip: str | None = None
     sweep_interval: float = Field(default=0.2, gt=0, le=60)  # seconds between expiry sweeps
+    # How long change events stay for SSE clients to resume from (with a relay: once published).
+    event_retention_hours: float = Field(default=168.0, gt=0)
     log_level: str = "info"
     # The event loop. uvloop is a little faster per request, but its libuv (1.45 and
     # later) accepts one new connection per loop iteration: under a flash sale's

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from datetime import timedelta
 
 from stockguard.api.metrics import HOLDS_EXPIRED
 from stockguard.domain.errors import StockguardError
@@ -18,10 +20,16 @@ from stockguard.service import Stockguard
 log = logging.getLogger("stockguard.sweeper")
 
 
+# How often each worker deletes change events older than the retention period.
+PRUNE_EVERY_S = 600.0
+
+
 class Sweeper:
-    def __init__(self, guard: Stockguard, interval: float) -> None:
+    def __init__(self, guard: Stockguard, interval: float, event_retention: timedelta) -> None:
         self._guard = guard
         self._interval = interval
+        self._event_retention = event_retention
+        self._pruned_at = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stockguard-sweeper", daemon=True)
 
@@ -42,3 +50,12 @@ class Sweeper:
             if released:
                 HOLDS_EXPIRED.inc(released)
                 log.info('{"expired_holds": %d}', released)
+            if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
+                self._pruned_at = time.monotonic()
+                self._prune()
+
+    def _prune(self) -> None:
+        try:
+            self._guard.prune_events(self._event_retention)
+        except StockguardError as error:
+            log.warning("pruning events failed: %s", error.detail)

@@ -8,9 +8,10 @@ from stockguard.service.catalog import CatalogService, CountResult, Saved, Short
 from stockguard.service.draws import Award, DrawReport, DrawService
 from stockguard.service.events import EventService
 from stockguard.service.orders import Placement
+from stockguard.service.warehouse_sync import CountApplied, CountIgnored, SyncReport, WarehouseSyncService
 
 
-class Stockguard(CatalogService, DrawService, BuyerService, AuditService, EventService):
+class Stockguard(CatalogService, DrawService, BuyerService, AuditService, EventService, WarehouseSyncService):
     """The library facade: every use case of stockguard on one store.
 
     Build one with :func:`stockguard.connect` (a store URL) or directly from a
@@ -47,6 +48,8 @@ __all__ = [
     "Award",
     "BuyerRecord",
     "Clock",
+    "CountApplied",
+    "CountIgnored",
     "CountResult",
     "DrawReport",
     "GateDrift",
@@ -55,5 +58,6 @@ __all__ = [
     "Saved",
     "Shortage",
     "Stockguard",
+    "SyncReport",
     "utc_now",
 ]

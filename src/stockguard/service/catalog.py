@@ -109,7 +109,7 @@ class CatalogService(ServiceBase):
 
         def work(tx: Transaction) -> ItemStock:
             item = self._item(tx, sku)
-            _ensure_level(tx, item, warehouse, now)
+            ensure_level(tx, item, warehouse, now)
             tx.record([Movement(sku, warehouse, ON_HAND, quantity, Reason.RECEIPT, now, reference=reference)])
             return self._item_stock(tx, item)
 
@@ -129,7 +129,7 @@ class CatalogService(ServiceBase):
         def work(tx: Transaction) -> CountResult:
             self._sweep(tx, now)
             item = self._item(tx, sku)
-            level = _ensure_level(tx, item, warehouse, now)
+            level = ensure_level(tx, item, warehouse, now)
             delta = counted - level.on_hand
             if delta:
                 tx.record([Movement(sku, warehouse, ON_HAND, delta, Reason.COUNT, now, reference=reason)])
@@ -170,7 +170,7 @@ class CatalogService(ServiceBase):
                 if (existing.sku, existing.warehouse, existing.quantity) != (sku, warehouse, quantity):
                     raise InvalidInput(f"shipment {shipment_id!r} exists with other contents")
                 return existing
-            _ensure_level(tx, self._item(tx, sku), warehouse, now)
+            ensure_level(tx, self._item(tx, sku), warehouse, now)
             tx.put_shipment(shipment)
             tx.record(
                 [Movement(sku, warehouse, INCOMING, quantity, Reason.INCOMING, now, reference=shipment_id)]
@@ -319,7 +319,7 @@ def _valid_screening(screening: Screening | None) -> Screening | None:
     return screening if screening.asks_anything else None
 
 
-def _ensure_level(tx: Transaction, item: Item, warehouse: str, now: datetime) -> Level:
+def ensure_level(tx: Transaction, item: Item, warehouse: str, now: datetime) -> Level:
     """The item's level in a warehouse, created (with the item's safety stock) on first use."""
     existing = tx.levels([item.sku]).get(item.sku, [])
     for level in existing:

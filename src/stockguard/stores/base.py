@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from stockguard.domain.counts import AppliedCount
 from stockguard.domain.draws import Draw, Entry
 from stockguard.domain.events import Event, NewEvent
 from stockguard.domain.model import (
@@ -162,6 +163,13 @@ class Transaction(Protocol):
 
     def entry_of_order(self, order_id: str) -> Entry | None:
         """The draw entry that won this order, if a draw placed it."""
+        ...
+
+    # -- counts from warehouse systems
+    def applied_count(self, sku: str, warehouse: str) -> AppliedCount | None: ...
+    def put_applied_count(self, sku: str, warehouse: str, count: AppliedCount) -> None: ...
+    def on_hand_moved_since(self, sku: str, warehouse: str, since: datetime) -> int:
+        """The sum of on_hand movements of the item in the warehouse recorded after ``since``."""
         ...
 
     # -- incoming shipments

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from stockguard.domain.counts import AppliedCount
 from stockguard.domain.draws import Draw, Entry, standing
 from stockguard.domain.events import Event, NewEvent
 from stockguard.domain.model import (
@@ -67,6 +68,7 @@ class MemoryData:
         self.streams: dict[str, tuple[int, Mapping[str, Any]]] = {}  # stream -> (last seq, last data)
         self.published: set[int] = set()  # positions a relay's broker acknowledged
         self.leases: dict[str, tuple[str, datetime]] = {}  # name -> (holder, until)
+        self.applied_counts: dict[tuple[str, str], AppliedCount] = {}
 
 
 class MemoryTransaction:
@@ -338,6 +340,20 @@ class MemoryTransaction:
 
     def all_levels(self) -> list[Level]:
         return [self._copy(level) for levels in self._data.levels.values() for level in levels.values()]
+
+    # -- counts from warehouse systems
+    def applied_count(self, sku: str, warehouse: str) -> AppliedCount | None:
+        return self._data.applied_counts.get((sku, warehouse))
+
+    def put_applied_count(self, sku: str, warehouse: str, count: AppliedCount) -> None:
+        self._set(self._data.applied_counts, (sku, warehouse), count)
+
+    def on_hand_moved_since(self, sku: str, warehouse: str, since: datetime) -> int:
+        return sum(
+            m.delta
+            for m in self._data.ledger
+            if m.counter is Counter.ON_HAND and m.sku == sku and m.warehouse == warehouse and m.at > since
+        )
 
     # -- change events
     def peek_levels(self, skus: Collection[str]) -> dict[str, list[Level]]:

@@ -228,3 +228,15 @@ relay_leases = Table(
     Column("holder", String(64), nullable=False),
     Column("until", Float, nullable=False),
 )
+
+# The last count a warehouse system sent for each item and warehouse (POST /v1/warehouse-sync).
+applied_counts = Table(
+    "applied_counts",
+    metadata,
+    Column("sku", ID, primary_key=True),
+    Column("warehouse", ID, primary_key=True),
+    Column("sequence", BigInteger, nullable=False),
+    Column("as_of", Float, nullable=False),
+    Column("counted", BigInteger, nullable=False),
+    Column("applied_at", Float, nullable=False),
+)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from stockguard.domain.counts import AppliedCount
 from stockguard.domain.errors import LimitExceeded, SoldOut
 from stockguard.domain.events import StreamKind, stream_of
 from stockguard.domain.model import (
@@ -399,6 +400,39 @@ class SqlTransaction(BuyersAndDraws, EventsOutbox):
     def next_expiry(self) -> datetime | None:
         row = self._one("SELECT MIN(expires_at) FROM orders WHERE status = 'reserved'", {})
         return None if row is None or row[0] is None else dt(row[0])
+
+    # -- counts from warehouse systems
+    def applied_count(self, sku: str, warehouse: str) -> AppliedCount | None:
+        row = self._one(
+            "SELECT sequence, as_of, counted, applied_at FROM applied_counts "
+            "WHERE sku = :sku AND warehouse = :warehouse",
+            {"sku": sku, "warehouse": warehouse},
+        )
+        return None if row is None else AppliedCount(int(row[0]), dt(row[1]), int(row[2]), dt(row[3]))
+
+    def put_applied_count(self, sku: str, warehouse: str, count: AppliedCount) -> None:
+        self._write(
+            "INSERT INTO applied_counts (sku, warehouse, sequence, as_of, counted, applied_at) "
+            "VALUES (:sku, :warehouse, :sequence, :as_of, :counted, :applied_at) "
+            "ON CONFLICT (sku, warehouse) DO UPDATE SET sequence = excluded.sequence, "
+            "as_of = excluded.as_of, counted = excluded.counted, applied_at = excluded.applied_at",
+            {
+                "sku": sku,
+                "warehouse": warehouse,
+                "sequence": count.sequence,
+                "as_of": ts(count.as_of),
+                "counted": count.counted,
+                "applied_at": ts(count.applied_at),
+            },
+        )
+
+    def on_hand_moved_since(self, sku: str, warehouse: str, since: datetime) -> int:
+        row = self._one(
+            "SELECT COALESCE(SUM(delta), 0) FROM movements WHERE sku = :sku AND warehouse = :warehouse "
+            "AND counter = 'on_hand' AND at > :since",
+            {"sku": sku, "warehouse": warehouse, "since": ts(since)},
+        )
+        return int(row[0])
 
     # -- incoming shipments
     def shipment(self, shipment_id: str) -> Shipment | None:

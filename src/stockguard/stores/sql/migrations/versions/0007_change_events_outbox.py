@@ -181,7 +181,7 @@ def upgrade() -> None:
         )
     # Streams exist from the start, so their rows can be locked before a first event.
     new_stream = (
-        "INSERT INTO event_streams (stream, seq, last) SELECT DISTINCT {name}, 0, '{{}}' FROM {table}"  # noqa: E501
+        "INSERT INTO event_streams (stream, seq, last) SELECT DISTINCT {name}, 0, '{{}}' FROM {table}"
     )
     bind.execute(sa.text(new_stream.format(name="'listing:' || listing_id", table="listings")))
     bind.execute(sa.text(new_stream.format(name="'item:' || sku", table="levels")))
