@@ -46,7 +46,13 @@ def _config(server: Server) -> schemathesis.Config:
             "seed": SEED,
             "headers": {"Authorization": f"Bearer {server.admin}"},
             "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
-            "checks": {"positive_data_acceptance": {"enabled": False}},
+            "checks": {
+                "positive_data_acceptance": {"enabled": False},
+                # A body over 64 KiB is refused as 413 before it is read (a batch of 1,000 counts can be).
+                "negative_data_rejection": {
+                    "expected-statuses": ["400", "401", "403", "404", "409", "413", "422"]
+                },
+            },
             "phases": {"stateful": {"max-steps": 10}},
             "request-timeout": 30,
         }
@@ -66,8 +72,10 @@ def api_schema(fuzzed_server: Server) -> OpenApiSchema:
     return schemathesis.openapi.from_url(f"{fuzzed_server.url}/openapi.json", config=_config(fuzzed_server))
 
 
+# GET /v1/events streams until the client leaves: the fuzzer would wait out its timeout on each
+# call. Its answers are checked in test_http_events.py (the stream, the refusals).
 @pytest.mark.slow
-@schema.parametrize()
+@schema.exclude(path="/v1/events").parametrize()
 def test_every_operation_answers_as_documented(case: schemathesis.Case[Any]) -> None:
     case.call_and_validate()
 

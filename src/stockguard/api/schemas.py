@@ -101,6 +101,12 @@ class ListingIn(Request):
     screening: ScreeningIn | None = None
     per_device_limit: Quantity | None = Field(None, description="Its orders must then name `device_id`.")
     per_address_limit: Quantity | None = Field(None, description="Its orders must then name `address`.")
+    quota_period: Literal["day", "week", "month", "year"] | None = Field(
+        None, description="The quota starts again each period (UTC calendar); null: for all time."
+    )
+    warehouse_choice: Literal["priority", "most_available"] = Field(
+        "priority", description="Holds take from the lowest priority number first, or the fullest warehouse."
+    )
 
 
 class LineIn(Request):
@@ -115,6 +121,9 @@ class OrderIn(Request):
     device_id: Id | None = Field(None, description="The buyer's device, as the shop identifies it.")
     ip: IpText | None = Field(None, description="The buyer's IP address (rate limits per IP count it).")
     address: Address | None = Field(None, description="The delivery address; only a keyed hash is kept.")
+    warehouses: Annotated[list[Id], Field(min_length=1, max_length=20)] | None = Field(
+        None, description="Take stock only from these warehouses, first choice first (e.g. nearest)."
+    )
 
 
 class LevelOut(BaseModel):
@@ -159,8 +168,12 @@ class ListingOut(BaseModel):
     screening: ScreeningOut | None
     per_device_limit: int | None
     per_address_limit: int | None
+    quota_period: Literal["day", "week", "month", "year"] | None
+    warehouse_choice: Literal["priority", "most_available"]
     sellable: int
     sold: int
+    quota_left: int | None = Field(description="What the quota still allows (this period's); null: no quota.")
+    quota_resets_at: datetime | None = Field(description="When a quota that starts again does so next.")
 
 
 class LineOut(BaseModel):
@@ -187,6 +200,7 @@ class OrderOut(BaseModel):
     device_id: str | None = None
     ip: str | None = None
     address_hash: str | None = Field(None, description="Keyed hash of the delivery address.")
+    warehouses: list[str] | None = Field(None, description="The warehouses the order named.")
 
 
 class HealthOut(BaseModel):
@@ -245,8 +259,12 @@ def listing_out(stock: ListingStock) -> ListingOut:
         screening=None if listing.screening is None else ScreeningOut(**asdict(listing.screening)),
         per_device_limit=listing.per_device_limit,
         per_address_limit=listing.per_address_limit,
+        quota_period=None if listing.quota_period is None else listing.quota_period.value,
+        warehouse_choice=listing.warehouse_choice.value,
         sellable=stock.sellable,
         sold=stock.sold,
+        quota_left=stock.quota_left,
+        quota_resets_at=stock.quota_resets_at,
     )
 
 
@@ -266,6 +284,7 @@ def order_out(order: Order) -> OrderOut:
         device_id=order.context.device_id,
         ip=order.context.ip,
         address_hash=order.context.address_hash,
+        warehouses=list(order.context.warehouses) or None,
     )
 
 

@@ -89,6 +89,10 @@ class SoldOut(StockguardError):
         return cls(f"not enough stock of {sku!r}: {wanted} needed")
 
     @classmethod
+    def item_in(cls, sku: str, wanted: int, warehouses: Sequence[str]) -> SoldOut:
+        return cls(f"not enough stock of {sku!r} in {', '.join(warehouses)}: {wanted} needed")
+
+    @classmethod
     def quota(cls, listing_id: str, quota: int) -> SoldOut:
         return cls(f"listing {listing_id!r} has used its quota of {quota}")
 

@@ -38,6 +38,22 @@ class Holder(enum.StrEnum):
     ADDRESS = "address"  # per_address_limit: the keyed hash of the order's delivery address
 
 
+class WarehouseChoice(enum.StrEnum):
+    """Which warehouses a listing's holds take stock from first (an order naming warehouses overrides it)."""
+
+    PRIORITY = "priority"  # lower priority numbers first, then by name
+    MOST_AVAILABLE = "most_available"  # the warehouse with the most available units first
+
+
+class QuotaPeriod(enum.StrEnum):
+    """How often a listing's quota starts again (calendar periods in UTC)."""
+
+    DAY = "day"
+    WEEK = "week"  # from Monday 00:00
+    MONTH = "month"
+    YEAR = "year"
+
+
 class Counter(enum.StrEnum):
     """The stock counters of one item in one warehouse."""
 
@@ -141,6 +157,9 @@ class Listing:
     screening: Screening | None = None
     per_device_limit: int | None = None
     per_address_limit: int | None = None
+    # None: the quota counts for all time.
+    quota_period: QuotaPeriod | None = None
+    warehouse_choice: WarehouseChoice = WarehouseChoice.PRIORITY
 
     def limit_of(self, holder: Holder) -> int | None:
         if holder is Holder.BUYER:
@@ -271,3 +290,5 @@ class ListingStock:
     listing: Listing
     sellable: int
     sold: int
+    quota_left: int | None = None  # None: no quota
+    quota_resets_at: datetime | None = None  # when a quota that starts again does so next

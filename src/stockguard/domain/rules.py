@@ -17,6 +17,7 @@ from stockguard.domain.model import (
     OrderLine,
     OrderStatus,
     Reason,
+    WarehouseChoice,
 )
 
 
@@ -92,7 +93,9 @@ def item_available(levels: Iterable[Level]) -> int:
 
 
 def sellable(listing: Listing, levels: Mapping[str, Sequence[Level]], sold: int) -> int:
-    """``min over components of floor(available / quantity)``, capped by the quota left."""
+    """``min over components of floor(available / quantity)``, capped by the quota left.
+
+    ``sold``: the units counting against the quota (this period's, for a quota that starts again)."""
     result = min(
         item_available(levels.get(component.sku, ())) // component.quantity
         for component in listing.components
@@ -105,8 +108,11 @@ def sellable(listing: Listing, levels: Mapping[str, Sequence[Level]], sold: int)
 def allocate(
     need: Mapping[str, int],
     levels: Mapping[str, Sequence[Level]],
+    choice: WarehouseChoice = WarehouseChoice.PRIORITY,
+    named: Sequence[str] = (),
 ) -> tuple[Allocation, ...]:
-    """Take the needed units from warehouses in priority order, splitting if needed.
+    """Take the needed units from warehouses in the order ``choice`` says, splitting if needed;
+    when the order ``named`` warehouses, only from those, in the order named.
 
     Raises :class:`SoldOut` when any item lacks the units; then nothing is taken.
     """
@@ -116,7 +122,9 @@ def allocate(
         item_levels = levels.get(sku, ())
         if item_available(item_levels) < wanted:
             raise SoldOut.item(sku, wanted)
-        ordered = sorted(item_levels, key=lambda lv: (lv.priority, lv.warehouse))
+        ordered = _in_order(item_levels, choice, named)
+        if sum(max(0, level.available) for level in ordered) < wanted:
+            raise SoldOut.item_in(sku, wanted, named)
         for level in ordered:
             take = min(wanted, level.available)
             if take > 0:
@@ -125,6 +133,25 @@ def allocate(
             if wanted == 0:
                 break
     return tuple(allocations)
+
+
+def _in_order(levels: Sequence[Level], choice: WarehouseChoice, named: Sequence[str]) -> list[Level]:
+    if named:
+        by_name = {level.warehouse: level for level in levels}
+        return [by_name[name] for name in named if name in by_name]
+    if choice is WarehouseChoice.MOST_AVAILABLE:
+        return sorted(levels, key=lambda lv: (-lv.available, lv.priority, lv.warehouse))
+    return sorted(levels, key=lambda lv: (lv.priority, lv.warehouse))
+
+
+def warehouse_choice(listings: Iterable[Listing]) -> WarehouseChoice:
+    """An order's lines allocate by the most available warehouse only if every listing asks for it."""
+    choices = {listing.warehouse_choice for listing in listings}
+    return (
+        WarehouseChoice.MOST_AVAILABLE
+        if choices == {WarehouseChoice.MOST_AVAILABLE}
+        else WarehouseChoice.PRIORITY
+    )
 
 
 def _movements(

@@ -169,6 +169,9 @@ class BuyerContext:
     device_id: str | None = None
     ip: str | None = None
     address_hash: str | None = None
+    # The warehouses the order may take stock from, first choice first (e.g. nearest to
+    # the buyer); empty: any, as the listing allocates.
+    warehouses: tuple[str, ...] = ()
 
 
 NO_CONTEXT = BuyerContext()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
+from datetime import datetime
 
 from stockguard.domain.model import Counter, Drift, Movement, OrderStatus
+from stockguard.domain.quotas import period_start
 from stockguard.domain.validation import check_id
 from stockguard.service.base import ServiceBase
 from stockguard.stores.base import MovementFilter, Transaction
@@ -84,6 +86,7 @@ def _order_drift(tx: Transaction) -> list[Drift]:
         drifts.append(
             Drift(f"{counter.value} of {sku} in {warehouse}: held by orders but no level", 0, units)
         )
+    drifts += _period_drifts(tx)
     for listing in tx.all_listings():
         stored = tx.sold(listing.listing_id)
         if stored != sold[listing.listing_id]:
@@ -93,3 +96,28 @@ def _order_drift(tx: Transaction) -> list[Drift]:
                 )
             )
     return drifts
+
+
+def _period_drifts(tx: Transaction) -> list[Drift]:
+    """Units per quota period against the orders placed in each period that hold stock."""
+    periods = {
+        listing.listing_id: listing.quota_period for listing in tx.all_listings() if listing.quota_period
+    }
+    expected: Tally[tuple[str, datetime]] = Tally()
+    for order in tx.all_orders():
+        if order.holds_stock:
+            for line in order.lines:
+                period = periods.get(line.listing_id)
+                if period is not None:
+                    expected[(line.listing_id, period_start(period, order.created_at))] += line.quantity
+    stored = tx.all_period_units()
+    return [
+        Drift(
+            f"quota used by listing {listing_id} from {start.isoformat()} against orders",
+            units,
+            expected[key],
+        )
+        for key in sorted(stored.keys() | expected.keys())
+        for listing_id, start in [key]
+        if (units := stored.get(key, 0)) != expected[key]
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 from stockguard.domain import rules
 from stockguard.domain.draws import Draw
-from stockguard.domain.errors import NotEligible, UnknownDraw, UnknownItem, UnknownListing, UnknownOrder
+from stockguard.domain.errors import (
+    InvalidInput,
+    NotEligible,
+    UnknownDraw,
+    UnknownItem,
+    UnknownListing,
+    UnknownOrder,
+)
 from stockguard.domain.model import (
     Item,
     ItemStock,
@@ -20,6 +27,7 @@ from stockguard.domain.model import (
     OrderStatus,
     Reason,
 )
+from stockguard.domain.quotas import period_start
 from stockguard.domain.screening import NO_CONTEXT, BuyerContext, Failure, Screening, hash_address, screen
 from stockguard.domain.validation import check_id, check_ip, check_text
 from stockguard.service.sold_out import SoldOutBoard
@@ -52,6 +60,8 @@ class OrderContext:
     device_id: str | None = None
     ip: str | None = None
     address: str | None = None
+    # Take stock only from these warehouses, first choice first (e.g. nearest to the buyer).
+    warehouses: Sequence[str] | None = None
 
 
 class ServiceBase:
@@ -76,10 +86,11 @@ class ServiceBase:
         device_id = None if context.device_id is None else check_id(context.device_id, "device_id")
         ip = None if context.ip is None else check_ip(context.ip)
         address = None if context.address is None else check_text(context.address, "address", max_length=500)
-        if (device_id, ip, address) == (None, None, None):
+        warehouses = _named_warehouses(context.warehouses)
+        if (device_id, ip, address, warehouses) == (None, None, None, ()):
             return NO_CONTEXT
         address_hash = None if address is None else hash_address(self._address_key, address)
-        return BuyerContext(device_id, ip, address_hash)
+        return BuyerContext(device_id, ip, address_hash, warehouses)
 
     def _screen(self, tx: Transaction, buyer_id: str, screenings: Iterable[Screening], now: datetime) -> None:
         """Raise NotEligible naming every rule of these screenings the buyer fails."""
@@ -175,10 +186,31 @@ class ServiceBase:
             self.expire_due()
 
 
-def count_sold(tx: Transaction, order: Order, sign: int) -> None:
-    """Keep each listing's sold units in step when an order starts or stops holding stock."""
+def count_sold(
+    tx: Transaction, order: Order, sign: int, listings: Mapping[str, Listing] | None = None
+) -> None:
+    """Keep each listing's sold units (and, for a quota that starts again, the units of the
+    order's period) in step when an order starts or stops holding stock."""
     for line in order.lines:
         tx.add_sold(line.listing_id, sign * line.quantity)
+        listing = listings[line.listing_id] if listings is not None else tx.listing(line.listing_id)
+        if listing is not None and listing.quota_period is not None:
+            start = period_start(listing.quota_period, order.created_at)
+            tx.add_period_units(line.listing_id, start, sign * line.quantity)
+
+
+MAX_NAMED_WAREHOUSES = 20
+
+
+def _named_warehouses(warehouses: Sequence[str] | None) -> tuple[str, ...]:
+    if warehouses is None:
+        return ()
+    if not isinstance(warehouses, list | tuple) or not 1 <= len(warehouses) <= MAX_NAMED_WAREHOUSES:
+        raise InvalidInput(f"warehouses must list 1 to {MAX_NAMED_WAREHOUSES} warehouses")
+    named = tuple(check_id(name, "warehouse") for name in warehouses)
+    if len(set(named)) != len(named):
+        raise InvalidInput("each warehouse may be named once")
+    return named
 
 
 def pass_on(source: Future[T], target: Future[T]) -> None:

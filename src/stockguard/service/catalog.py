@@ -19,14 +19,17 @@ from stockguard.domain.model import (
     Listing,
     ListingStock,
     Movement,
+    QuotaPeriod,
     Reason,
     Shipment,
     Warehouse,
+    WarehouseChoice,
 )
+from stockguard.domain.quotas import period_end
 from stockguard.domain.screening import Screening
 from stockguard.domain.validation import check_id, check_pairs, check_quantity, check_text
 from stockguard.service.base import ServiceBase
-from stockguard.stores.base import Transaction
+from stockguard.stores.base import Transaction, quota_used
 
 DEFAULT_WAREHOUSE = "main"
 ON_HAND, INCOMING = Counter.ON_HAND, Counter.INCOMING
@@ -219,12 +222,16 @@ class CatalogService(ServiceBase):
         screening: Screening | None = None,
         per_device_limit: int | None = None,
         per_address_limit: int | None = None,
+        quota_period: QuotaPeriod | str | None = None,
+        warehouse_choice: WarehouseChoice | str = WarehouseChoice.PRIORITY,
     ) -> Saved[ListingStock]:
         """Create or replace a listing. Live orders keep the terms they were placed under.
 
         ``screening``: who may buy it (``domain.screening``); ``per_device_limit`` and
         ``per_address_limit`` count live and paid orders like ``per_buyer_limit``, and make
-        its orders name their device and delivery address."""
+        its orders name their device and delivery address. ``quota_period`` (day, week, month,
+        year): the quota starts again each period. ``warehouse_choice``: holds take from the
+        lowest priority number first, or from the warehouse with the most available units."""
         listing = _valid_listing(
             listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota
         )
@@ -233,14 +240,21 @@ class CatalogService(ServiceBase):
             screening=_valid_screening(screening),
             per_device_limit=_valid_limit(per_device_limit, "per_device_limit"),
             per_address_limit=_valid_limit(per_address_limit, "per_address_limit"),
+            quota_period=_choice(QuotaPeriod, quota_period, "quota_period")
+            if quota_period is not None
+            else None,
+            warehouse_choice=_choice(WarehouseChoice, warehouse_choice, "warehouse_choice"),
         )
+        if listing.quota_period is not None and listing.quota is None:
+            raise InvalidInput("quota_period needs a quota")
+        now = self.clock()
 
         def work(tx: Transaction) -> Saved[ListingStock]:
             for component in listing.components:
                 self._item(tx, component.sku)
             created = tx.listing(listing_id) is None
             tx.put_listing(listing)
-            return Saved(_listing_stock(tx, listing), created)
+            return Saved(_listing_stock(tx, listing, now), created)
 
         saved = self.store.atomic(work)
         if self._gated is not None:
@@ -252,19 +266,33 @@ class CatalogService(ServiceBase):
     def get_listing(self, listing_id: str) -> ListingStock:
         check_id(listing_id, "listing_id")
         self._sweep_if_due()
+        now = self.clock()
         with self.store.read() as tx:
-            return _listing_stock(tx, self._listing(tx, listing_id))
+            return _listing_stock(tx, self._listing(tx, listing_id), now)
 
     def listings(self) -> list[ListingStock]:
         self._sweep_if_due()
+        now = self.clock()
         with self.store.read() as tx:
-            return [_listing_stock(tx, listing) for listing in tx.all_listings()]
+            return [_listing_stock(tx, listing, now) for listing in tx.all_listings()]
 
 
-def _listing_stock(tx: Transaction, listing: Listing) -> ListingStock:
-    sold = tx.sold(listing.listing_id)
+def _listing_stock(tx: Transaction, listing: Listing, now: datetime) -> ListingStock:
+    sold, used = tx.sold(listing.listing_id), quota_used(tx, listing, now)
     levels = tx.levels([c.sku for c in listing.components])
-    return ListingStock(listing, rules.sellable(listing, levels, sold), sold)
+    left = None if listing.quota is None else max(0, listing.quota - used)
+    resets = None if listing.quota_period is None else period_end(listing.quota_period, now)
+    return ListingStock(listing, rules.sellable(listing, levels, used), sold, left, resets)
+
+
+E = TypeVar("E", QuotaPeriod, WarehouseChoice)
+
+
+def _choice(kind: type[E], value: str, field: str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidInput(f"{field} must be one of: {', '.join(k.value for k in kind)}") from None
 
 
 def _valid_listing(

@@ -32,7 +32,7 @@ from stockguard.domain.model import Listing, LiveLine, Order
 from stockguard.service.admission import Admission, AdmissionGate, Decision, GateDrift
 from stockguard.service.base import pass_on
 from stockguard.service.sold_out import Proof
-from stockguard.stores.base import PlaceRequest
+from stockguard.stores.base import PlaceRequest, quota_used
 
 if TYPE_CHECKING:
     from stockguard.service.orders import OrderService, Placement
@@ -244,5 +244,5 @@ class GatedPlacement:
             if listing is None:
                 return None
             levels = tx.levels([component.sku for component in listing.components])
-            sellable = rules.sellable(listing, levels, tx.sold(listing_id))
+            sellable = rules.sellable(listing, levels, quota_used(tx, listing, self._orders.clock()))
             return listing, sellable, tx.live_lines(listing_id)

@@ -16,8 +16,10 @@ from stockguard.domain.errors import (
     SoldOut,
 )
 from stockguard.domain.model import (
+    Allocation,
     Deduction,
     Holder,
+    Level,
     Listing,
     Order,
     OrderLine,
@@ -31,7 +33,7 @@ from stockguard.service.admission import AdmissionGate
 from stockguard.service.base import OrderContext, ServiceBase, count_sold, pass_on
 from stockguard.service.gated import GatedPlacement
 from stockguard.service.sold_out import Proof
-from stockguard.stores.base import PlaceRequest, Transaction
+from stockguard.stores.base import PlaceRequest, Transaction, quota_used
 
 MAX_LINES = 100
 
@@ -176,7 +178,7 @@ class OrderService(ServiceBase):
                 if listing is None:
                     return None
                 levels = tx.levels([c.sku for c in listing.components])
-                sellable[line.listing_id] = rules.sellable(listing, levels, tx.sold(listing.listing_id))
+                sellable[line.listing_id] = rules.sellable(listing, levels, quota_used(tx, listing, now))
         refused = next((line for line in lines if sellable[line.listing_id] < line.quantity), None)
         if refused is None:
             self._sold_out.clear(sellable)
@@ -221,9 +223,9 @@ class OrderService(ServiceBase):
             order_id, buyer_id, lines, deduction, OrderStatus.PLACED, now, now, context=request.context
         )
         _check_limits(tx, order, listings)
-        _check_quotas(tx, lines, listings)
+        _check_quotas(tx, lines, listings, now)
         # Under `payment` nothing is held, but an order that could not be paid now is refused now.
-        allocations = rules.allocate(need, levels)
+        allocations = _allocate(need, levels, listings, order)
         if deduction is Deduction.PAYMENT:
             tx.insert_order(order)
             return order
@@ -233,7 +235,7 @@ class OrderService(ServiceBase):
         order = replace(order, status=OrderStatus.RESERVED, expires_at=expires_at, allocations=allocations)
         tx.insert_order(order)
         tx.record(rules.hold_movements(allocations, order_id, now))
-        count_sold(tx, order, 1)
+        count_sold(tx, order, 1, listings)
         return order
 
     def pay(self, order_id: str) -> Order:
@@ -287,14 +289,14 @@ class OrderService(ServiceBase):
         if order.status is OrderStatus.EXPIRED:
             # An expired order stopped counting against the limits; paying makes it count again.
             _check_limits(tx, order, listings)
-        _check_quotas(tx, order.lines, listings)
-        allocations = rules.allocate(need, levels)
+        _check_quotas(tx, order.lines, listings, now)
+        allocations = _allocate(need, levels, listings, order)
         tx.record(rules.take_movements(allocations, order.order_id, now))
         paid = replace(
             order, status=OrderStatus.PAID, updated_at=now, allocations=allocations, expires_at=None
         )
         tx.update_order(paid)
-        count_sold(tx, paid, 1)
+        count_sold(tx, paid, 1, listings)
         return paid
 
     def cancel(self, order_id: str) -> Order:
@@ -371,8 +373,20 @@ def _check_limits(tx: Transaction, order: Order, listings: Mapping[str, Listing]
                 raise LimitExceeded.of(holder, who, line.listing_id, used, limit)
 
 
-def _check_quotas(tx: Transaction, lines: Iterable[OrderLine], listings: Mapping[str, Listing]) -> None:
+def _check_quotas(
+    tx: Transaction, lines: Iterable[OrderLine], listings: Mapping[str, Listing], now: datetime
+) -> None:
     for line in lines:
-        quota = listings[line.listing_id].quota
-        if quota is not None and tx.sold(line.listing_id) + line.quantity > quota:
-            raise SoldOut.quota(line.listing_id, quota)
+        listing = listings[line.listing_id]
+        if listing.quota is not None and quota_used(tx, listing, now) + line.quantity > listing.quota:
+            raise SoldOut.quota(line.listing_id, listing.quota)
+
+
+def _allocate(
+    need: Mapping[str, int],
+    levels: Mapping[str, Sequence[Level]],
+    listings: Mapping[str, Listing],
+    order: Order,
+) -> tuple[Allocation, ...]:
+    """From the warehouses the order named, else as its listings choose."""
+    return rules.allocate(need, levels, rules.warehouse_choice(listings.values()), order.context.warehouses)

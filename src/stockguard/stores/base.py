@@ -32,6 +32,7 @@ from stockguard.domain.model import (
     Shipment,
     Warehouse,
 )
+from stockguard.domain.quotas import period_start
 from stockguard.domain.screening import NO_CONTEXT, BuyerContext, BuyerProfile, Override
 
 T = TypeVar("T")
@@ -116,6 +117,16 @@ class Transaction(Protocol):
         ...
 
     def add_sold(self, listing_id: str, delta: int) -> None: ...
+    def period_units(self, listing_id: str, start: datetime) -> int:
+        """Units of the listing, in orders placed in the quota period starting at ``start``, that hold
+        or have taken stock."""
+        ...
+
+    def add_period_units(self, listing_id: str, start: datetime, delta: int) -> None: ...
+    def all_period_units(self) -> dict[tuple[str, datetime], int]:
+        """Every listing's units per quota period (``check`` recounts them from the orders)."""
+        ...
+
     def due_orders(self, now: datetime, limit: int) -> list[Order]:
         """Reserved orders whose hold ran out, oldest first, locked against other sweepers."""
         ...
@@ -224,6 +235,13 @@ class Transaction(Protocol):
     def all_orders(self) -> Iterator[Order]: ...
     def all_listings(self) -> list[Listing]: ...
     def pending_shipments(self) -> list[Shipment]: ...
+
+
+def quota_used(tx: Transaction, listing: Listing, now: datetime) -> int:
+    """The units counting against the listing's quota now: all it sold, or this period's."""
+    if listing.quota_period is None:
+        return tx.sold(listing.listing_id)
+    return tx.period_units(listing.listing_id, period_start(listing.quota_period, now))
 
 
 class Store(Protocol):

@@ -69,6 +69,7 @@ class MemoryData:
         self.published: set[int] = set()  # positions a relay's broker acknowledged
         self.leases: dict[str, tuple[str, datetime]] = {}  # name -> (holder, until)
         self.applied_counts: dict[tuple[str, str], AppliedCount] = {}
+        self.period_units: dict[tuple[str, datetime], int] = defaultdict(int)  # (listing, period start)
 
 
 class MemoryTransaction:
@@ -282,6 +283,17 @@ class MemoryTransaction:
     def add_sold(self, listing_id: str, delta: int) -> None:
         self._set(self._data.sold, listing_id, self._data.sold[listing_id] + delta)
         self.changes.listings.add(listing_id)
+
+    def period_units(self, listing_id: str, start: datetime) -> int:
+        return self._data.period_units.get((listing_id, start), 0)
+
+    def add_period_units(self, listing_id: str, start: datetime, delta: int) -> None:
+        key = (listing_id, start)
+        self._set(self._data.period_units, key, self._data.period_units[key] + delta)
+        self.changes.listings.add(listing_id)
+
+    def all_period_units(self) -> dict[tuple[str, datetime], int]:
+        return {key: units for key, units in self._data.period_units.items() if units}
 
     def _drop_stale(self) -> None:
         """Pop heap entries of orders that changed since they were pushed."""

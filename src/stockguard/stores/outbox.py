@@ -24,7 +24,7 @@ from stockguard.domain.events import (
     stream_of,
 )
 from stockguard.domain.model import Listing
-from stockguard.stores.base import Transaction
+from stockguard.stores.base import Transaction, quota_used
 
 
 def write_events(tx: Transaction, at: datetime) -> None:
@@ -54,8 +54,8 @@ def write_events(tx: Transaction, at: datetime) -> None:
     events += [order_changed(changes.orders[order_id]) for order_id in sorted(changes.orders)]
     for listing_id in sorted(listings):
         listing = listings[listing_id]
-        sold = tx.sold(listing_id)
-        event = listing_changed(listing, rules.sellable(listing, levels, sold), sold, sold)
+        sold, used = tx.sold(listing_id), quota_used(tx, listing, at)
+        event = listing_changed(listing, rules.sellable(listing, levels, used), sold, used)
         if last.get(event.stream) != event.data:  # the same values again are no change
             events.append(event)
     tx.append_events(events, at)

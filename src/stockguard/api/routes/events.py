@@ -15,10 +15,20 @@ from stockguard.api.event_hub import EventHub
 from stockguard.api.routes.common import problems
 from stockguard.api.schemas import ID_PATTERN
 from stockguard.domain.errors import InvalidInput
-from stockguard.domain.events import StreamKind
+from stockguard.domain.events import EventType, StreamKind
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
+# Each event of the stream (OpenAPI 3.1 has no itemSchema: tools read ``schema`` per event).
+_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["data", "event", "id"],
+    "properties": {
+        "id": {"type": "string", "description": "The event's sequence number in its stream."},
+        "event": {"type": "string", "enum": [t.value for t in EventType]},
+        "data": {"type": "string", "description": "The event as JSON: type, stream, seq, time, data."},
+    },
+}
 StreamId = Annotated[str | None, Query(min_length=1, max_length=64, pattern=ID_PATTERN)]
 KEEP_ALIVE_S = 15
 
@@ -29,7 +39,7 @@ KEEP_ALIVE_S = 15
     response_class=EventSourceResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}},
             "description": "Events as `id: <seq>`, `event: <type>`, `data: <JSON message>`, "
             "then each new one as it is committed (a comment every 15 s keeps the connection alive).",
         },

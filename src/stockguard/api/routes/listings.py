@@ -31,6 +31,8 @@ def put_listing(listing_id: ListingId, body: ListingIn, guard: Guard, response: 
         screening=None if body.screening is None else Screening(**body.screening.model_dump()),
         per_device_limit=body.per_device_limit,
         per_address_limit=body.per_address_limit,
+        quota_period=body.quota_period,
+        warehouse_choice=body.warehouse_choice,
     )
     response.status_code = 201 if saved.created else 200
     return listing_out(saved.value)

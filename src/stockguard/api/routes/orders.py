@@ -46,8 +46,8 @@ async def place(guard: Stockguard, bridge: LoopBridge, body: OrderIn) -> Respons
         # The event loop never waits on the store: the write runs in the store's
         # writer (batched with other requests) and the loop awaits its future.
         context = None
-        if body.device_id is not None or body.ip is not None or body.address is not None:
-            context = OrderContext(body.device_id, body.ip, body.address)
+        if body.device_id is not None or body.ip is not None or body.address is not None or body.warehouses:
+            context = OrderContext(body.device_id, body.ip, body.address, body.warehouses)
         placing = guard.placing(body.order_id, body.buyer_id, lines, context)
         # Answered already (a refusal from memory or a local lookup): no trip through the loop.
         placement = placing.result() if placing.done() else await bridge.wait(placing)

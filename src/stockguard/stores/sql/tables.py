@@ -64,6 +64,8 @@ listings = Table(
     Column("screening", Text),  # the Screening as a JSON object; NULL: anyone may buy
     Column("per_device_limit", BigInteger),
     Column("per_address_limit", BigInteger),
+    Column("quota_period", String(8)),  # day, week, month, year; NULL: the quota is for all time
+    Column("warehouse_choice", String(16)),  # NULL: priority
     # Units in orders holding or having taken stock; kept in the same
     # transaction as the orders and verified against them by `check`.
     Column("sold", BigInteger, nullable=False),
@@ -84,6 +86,7 @@ orders = Table(
     Column("device_id", ID),
     Column("ip", String(45)),
     Column("address_hash", String(64)),  # HMAC-SHA-256 of the delivery address; never the address
+    Column("warehouses", Text),  # the warehouses the order named, a JSON list; NULL: none
     Index("ix_orders_status_expires", "status", "expires_at"),
 )
 
@@ -239,4 +242,13 @@ applied_counts = Table(
     Column("as_of", Float, nullable=False),
     Column("counted", BigInteger, nullable=False),
     Column("applied_at", Float, nullable=False),
+)
+
+# Units of quota used per listing and period, for quotas that start again (listings.quota_period).
+quota_usage = Table(
+    "quota_usage",
+    metadata,
+    Column("listing_id", ID, primary_key=True),
+    Column("period_start", Float, primary_key=True),
+    Column("units", BigInteger, nullable=False),
 )

@@ -36,9 +36,11 @@ from stockguard.domain.model import (
     Order,
     OrderLine,
     OrderStatus,
+    QuotaPeriod,
     Reason,
     Shipment,
     Warehouse,
+    WarehouseChoice,
 )
 from stockguard.domain.screening import NO_CONTEXT, BuyerContext, Screening
 from stockguard.stores.base import Changes, MovementFilter, PlaceRequest
@@ -62,11 +64,11 @@ _COUNTERS = [c.value for c in Counter]
 _LEVEL_COLUMNS = "l.sku, l.warehouse, " + ", ".join(f"l.{c}" for c in _COUNTERS) + ", w.priority"
 _ORDER_COLUMNS = (
     "order_id, buyer_id, deduction, status, created_at, updated_at, expires_at, lines, allocations, "
-    "device_id, ip, address_hash"
+    "device_id, ip, address_hash, warehouses"
 )
 _LISTING_COLUMNS = (
     "listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota, "
-    "screening, per_device_limit, per_address_limit"
+    "screening, per_device_limit, per_address_limit, quota_period, warehouse_choice"
 )
 _APPLY_DELTAS = (
     "UPDATE levels SET "
@@ -79,7 +81,8 @@ _INSERT_MOVEMENT = (
 )
 _INSERT_ORDER = (
     f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES (:order_id, :buyer_id, :deduction, :status, "
-    ":created_at, :updated_at, :expires_at, :lines, :allocations, :device_id, :ip, :address_hash)"
+    ":created_at, :updated_at, :expires_at, :lines, :allocations, :device_id, :ip, :address_hash, "
+    ":warehouses)"
 )
 _LIVE = ", ".join(f"'{s.value}'" for s in sorted(LIVE_OR_PAID))
 # Units held per listing by a buyer, a device or an address (``Holder``): one indexed query each.
@@ -228,11 +231,12 @@ class SqlTransaction(BuyersAndDraws, EventsOutbox):
         self._write(
             f"INSERT INTO listings ({_LISTING_COLUMNS}, sold) VALUES (:listing_id, :title, :components, "
             ":deduction, :hold_seconds, :per_buyer_limit, :quota, :screening, :per_device_limit, "
-            ":per_address_limit, 0) ON CONFLICT (listing_id) DO UPDATE SET "
+            ":per_address_limit, :quota_period, :warehouse_choice, 0) ON CONFLICT (listing_id) DO UPDATE SET "
             "title = excluded.title, components = excluded.components, deduction = excluded.deduction, "
             "hold_seconds = excluded.hold_seconds, per_buyer_limit = excluded.per_buyer_limit, "
             "quota = excluded.quota, screening = excluded.screening, "
-            "per_device_limit = excluded.per_device_limit, per_address_limit = excluded.per_address_limit",
+            "per_device_limit = excluded.per_device_limit, per_address_limit = excluded.per_address_limit, "
+            "quota_period = excluded.quota_period, warehouse_choice = excluded.warehouse_choice",
             {
                 "listing_id": listing.listing_id,
                 "title": listing.title,
@@ -244,6 +248,11 @@ class SqlTransaction(BuyersAndDraws, EventsOutbox):
                 "screening": None if listing.screening is None else json.dumps(asdict(listing.screening)),
                 "per_device_limit": listing.per_device_limit,
                 "per_address_limit": listing.per_address_limit,
+                "quota_period": None if listing.quota_period is None else listing.quota_period.value,
+                # NULL for the default keeps PostgreSQL's one-step placement on such listings.
+                "warehouse_choice": None
+                if listing.warehouse_choice is WarehouseChoice.PRIORITY
+                else listing.warehouse_choice.value,
             },
         )
         self._write("DELETE FROM listing_components WHERE listing_id = :id", {"id": listing.listing_id})
@@ -390,6 +399,25 @@ class SqlTransaction(BuyersAndDraws, EventsOutbox):
         )
         self.changes.listings.add(listing_id)
 
+    def period_units(self, listing_id: str, start: datetime) -> int:
+        row = self._one(
+            "SELECT units FROM quota_usage WHERE listing_id = :id AND period_start = :start",
+            {"id": listing_id, "start": ts(start)},
+        )
+        return 0 if row is None else int(row[0])
+
+    def add_period_units(self, listing_id: str, start: datetime, delta: int) -> None:
+        self._write(
+            "INSERT INTO quota_usage (listing_id, period_start, units) VALUES (:id, :start, :delta) "
+            "ON CONFLICT (listing_id, period_start) DO UPDATE SET units = quota_usage.units + excluded.units",
+            {"id": listing_id, "start": ts(start), "delta": delta},
+        )
+        self.changes.listings.add(listing_id)
+
+    def all_period_units(self) -> dict[tuple[str, datetime], int]:
+        rows = self._all("SELECT listing_id, period_start, units FROM quota_usage WHERE units <> 0")
+        return {(listing_id, dt(start)): int(units) for listing_id, start, units in rows}
+
     def due_orders(self, now: datetime, limit: int) -> list[Order]:
         self._require_writable()
         return [_order(r) for r in self._all(_DUE + self._skip_locked, {"now": ts(now), "limit": limit})]
@@ -529,6 +557,7 @@ def _order_params(order: Order) -> dict[str, Any]:
         "device_id": order.context.device_id,
         "ip": order.context.ip,
         "address_hash": order.context.address_hash,
+        "warehouses": json.dumps(order.context.warehouses) if order.context.warehouses else None,
     }
 
 
@@ -588,7 +617,7 @@ def _allocations_json(allocations: tuple[Allocation, ...]) -> str:
 @functools.lru_cache(maxsize=1024)
 def _listing(r: tuple[Any, ...]) -> Listing:
     listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota = r[:7]
-    screening, per_device_limit, per_address_limit = r[7:]
+    screening, per_device_limit, per_address_limit, quota_period, warehouse_choice = r[7:]
     return Listing(
         listing_id,
         title,
@@ -600,14 +629,17 @@ def _listing(r: tuple[Any, ...]) -> Listing:
         None if screening is None else Screening(**json.loads(screening)),
         per_device_limit,
         per_address_limit,
+        None if quota_period is None else QuotaPeriod(quota_period),
+        WarehouseChoice(warehouse_choice or WarehouseChoice.PRIORITY.value),
     )
 
 
 def _order(r: Any) -> Order:
     order_id, buyer_id, deduction, status, created_at, updated_at, expires_at, lines, allocations = r[:9]
-    device_id, ip, address_hash = r[9:]
-    known = (device_id, ip, address_hash) != (None, None, None)
-    context = BuyerContext(device_id, ip, address_hash) if known else NO_CONTEXT
+    device_id, ip, address_hash, warehouses = r[9:]
+    named = () if warehouses is None else tuple(json.loads(warehouses))
+    known = (device_id, ip, address_hash, named) != (None, None, None, ())
+    context = BuyerContext(device_id, ip, address_hash, named) if known else NO_CONTEXT
     return Order(
         order_id,
         buyer_id,
