@@ -284,7 +284,7 @@ class TradingDay(RuleBasedStateMachine):
         shipment_id = data.draw(st.sampled_from(sorted(self.in_transit.keys() | self.arrived)))
         replay = shipment_id in self.arrived
         before = len(self.sg.movements(limit=10_000_000))
-        shipment = self.sg.arrive(shipment_id, received)
+        shipment = self.sg.arrive(shipment_id, received).shipment
         if replay:
             assert len(self.sg.movements(limit=10_000_000)) == before
             return

@@ -14,6 +14,7 @@ from stockguard import (
     Component,
     Counter,
     Deduction,
+    FulfilFrom,
     InvalidTransition,
     Level,
     Listing,
@@ -362,11 +363,31 @@ def test_a_hold_raises_reserved() -> None:
 
 
 def test_paying_a_hold_moves_units_from_reserved_to_committed() -> None:
-    assert deltas(rules.commit_movements(ALLOCS, "o-1", NOW)) == [
+    held = replace(order(OrderStatus.RESERVED), allocations=ALLOCS)
+    assert deltas(rules.commit_movements(held, NOW)) == [
         ("bottle", "north", Counter.RESERVED, -2, Reason.COMMIT),
         ("bottle", "north", Counter.COMMITTED, 2, Reason.COMMIT),
         ("glass", "south", Counter.RESERVED, -3, Reason.COMMIT),
         ("glass", "south", Counter.COMMITTED, 3, Reason.COMMIT),
+    ]
+
+
+def test_presold_units_stay_presold_when_paid_and_move_onto_stock_when_they_arrive() -> None:
+    presold = replace(order(OrderStatus.RESERVED), allocations=ALLOCS, fulfil_from=FulfilFrom.INCOMING)
+    assert deltas(rules.hold_movements(ALLOCS, "o-1", NOW, FulfilFrom.INCOMING)) == [
+        ("bottle", "north", Counter.PRESOLD, 2, Reason.HOLD),
+        ("glass", "south", Counter.PRESOLD, 3, Reason.HOLD),
+    ]
+    assert rules.commit_movements(presold, NOW) == []
+    assert deltas(rules.arrival_movements(replace(presold, status=OrderStatus.PAID), NOW)) == [
+        ("bottle", "north", Counter.PRESOLD, -2, Reason.ARRIVAL),
+        ("bottle", "north", Counter.COMMITTED, 2, Reason.ARRIVAL),
+        ("glass", "south", Counter.PRESOLD, -3, Reason.ARRIVAL),
+        ("glass", "south", Counter.COMMITTED, 3, Reason.ARRIVAL),
+    ]
+    assert deltas(rules.return_movements(presold, Reason.EXPIRE, NOW)) == [
+        ("bottle", "north", Counter.PRESOLD, -2, Reason.EXPIRE),
+        ("glass", "south", Counter.PRESOLD, -3, Reason.EXPIRE),
     ]
 
 

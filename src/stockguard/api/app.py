@@ -26,6 +26,7 @@ from stockguard.api.routes import (
     movements,
     ops,
     orders,
+    shipments,
     warehouse_sync,
 )
 from stockguard.api.settings import Settings
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
     )
     app.state.tokens = tokens
     problems.install(app)
-    for module in (items, listings, orders, buyers, draws, events, warehouse_sync, movements, ops):
+    for module in (items, listings, orders, buyers, draws, events, shipments, warehouse_sync, movements, ops):
         app.include_router(module.router)
     # Innermost, inside the access log and the body limit.
     app.add_middleware(FastPlacement, route=_route(orders.router, "POST", PATH))

@@ -91,6 +91,13 @@ class ScreeningOut(BaseModel):
     phone_verified: bool
 
 
+class PresaleIn(Request):
+    arrives_by: Moment = Field(description="Only shipments expected at or before this are sold ahead.")
+    share_percent: Annotated[int, Field(strict=True, ge=1, le=100)] = Field(
+        description="At most this share of their units is sold ahead."
+    )
+
+
 class ListingIn(Request):
     title: Text
     components: Annotated[list[ComponentIn], Field(min_length=1, max_length=50)]
@@ -106,6 +113,9 @@ class ListingIn(Request):
     )
     warehouse_choice: Literal["priority", "most_available"] = Field(
         "priority", description="Holds take from the lowest priority number first, or the fullest warehouse."
+    )
+    presale: PresaleIn | None = Field(
+        None, description="Once stock on hand is gone, sell ahead a share of incoming shipments."
     )
 
 
@@ -134,6 +144,7 @@ class LevelOut(BaseModel):
     safety: int
     available: int
     incoming: int
+    presold: int = Field(description="Units of incoming shipments sold ahead (presale).")
 
 
 class ItemOut(BaseModel):
@@ -145,6 +156,7 @@ class ItemOut(BaseModel):
     safety: int
     available: int
     incoming: int
+    presold: int = Field(description="Units of incoming shipments sold ahead (presale).")
     warehouses: list[LevelOut]
 
 
@@ -155,6 +167,11 @@ class CountOut(ItemOut):
 class ComponentOut(BaseModel):
     sku: str
     quantity: int
+
+
+class PresaleOut(BaseModel):
+    arrives_by: datetime
+    share_percent: int
 
 
 class ListingOut(BaseModel):
@@ -173,6 +190,8 @@ class ListingOut(BaseModel):
     sellable: int
     sold: int
     quota_left: int | None = Field(description="What the quota still allows (this period's); null: no quota.")
+    presale: PresaleOut | None
+    presale_left: int | None = Field(description="Units it may still sell ahead of shipments.")
     quota_resets_at: datetime | None = Field(description="When a quota that starts again does so next.")
 
 
@@ -201,6 +220,10 @@ class OrderOut(BaseModel):
     ip: str | None = None
     address_hash: str | None = Field(None, description="Keyed hash of the delivery address.")
     warehouses: list[str] | None = Field(None, description="The warehouses the order named.")
+    fulfil_from: Literal["stock", "incoming"] = Field(
+        "stock", description="incoming: sold ahead of a shipment (presale), expected at `expected_at`."
+    )
+    expected_at: datetime | None = Field(None, description="When presold goods are expected.")
 
 
 class HealthOut(BaseModel):
@@ -228,6 +251,7 @@ def _level(level: Level) -> LevelOut:
         safety=level.safety,
         available=level.available,
         incoming=level.incoming,
+        presold=level.presold,
     )
 
 
@@ -242,6 +266,7 @@ def item_out(stock: ItemStock) -> ItemOut:
         safety=sum(lv.safety for lv in levels),
         available=sum(lv.available for lv in levels),
         incoming=sum(lv.incoming for lv in levels),
+        presold=sum(lv.presold for lv in levels),
         warehouses=levels,
     )
 
@@ -264,6 +289,10 @@ def listing_out(stock: ListingStock) -> ListingOut:
         sellable=stock.sellable,
         sold=stock.sold,
         quota_left=stock.quota_left,
+        presale=None
+        if listing.presale is None
+        else PresaleOut(arrives_by=listing.presale.arrives_by, share_percent=listing.presale.share_percent),
+        presale_left=stock.presale_left,
         quota_resets_at=stock.quota_resets_at,
     )
 
@@ -285,6 +314,8 @@ def order_out(order: Order) -> OrderOut:
         ip=order.context.ip,
         address_hash=order.context.address_hash,
         warehouses=list(order.context.warehouses) or None,
+        fulfil_from=order.fulfil_from.value,
+        expected_at=order.expected_at,
     )
 
 

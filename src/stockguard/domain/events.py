@@ -112,6 +112,7 @@ def level_changed(level: Level) -> NewEvent:
         "committed": level.committed,
         "safety": level.safety,
         "incoming": level.incoming,
+        "presold": level.presold,
         "available": level.available,
     }
     return NewEvent(stream_of(StreamKind.ITEM, level.sku), EventType.LEVEL_CHANGED, data)

@@ -62,6 +62,14 @@ class Counter(enum.StrEnum):
     COMMITTED = "committed"
     SAFETY = "safety"
     INCOMING = "incoming"
+    PRESOLD = "presold"  # units of incoming shipments sold ahead (domain.presale); never on hand
+
+
+class FulfilFrom(enum.StrEnum):
+    """Where an order's units come from."""
+
+    STOCK = "stock"  # units on hand (reserved or committed)
+    INCOMING = "incoming"  # units of shipments still on their way (presold)
 
 
 class Reason(enum.StrEnum):
@@ -103,6 +111,7 @@ class Level:
     committed: int = 0
     safety: int = 0
     incoming: int = 0
+    presold: int = 0
     # The warehouse's allocation priority, read with the level so allocation
     # needs no second lookup; not a counter, never in the ledger.
     priority: int = 100
@@ -145,6 +154,14 @@ class Component:
 
 
 @dataclass(frozen=True, slots=True)
+class Presale:
+    """A listing's terms for selling incoming stock once the stock on hand is gone."""
+
+    arrives_by: datetime  # only shipments expected at or before this count
+    share_percent: int  # at most this share of their units may be sold ahead (1..100)
+
+
+@dataclass(frozen=True, slots=True)
 class Listing:
     listing_id: str
     title: str
@@ -160,6 +177,7 @@ class Listing:
     # None: the quota counts for all time.
     quota_period: QuotaPeriod | None = None
     warehouse_choice: WarehouseChoice = WarehouseChoice.PRIORITY
+    presale: Presale | None = None
 
     def limit_of(self, holder: Holder) -> int | None:
         if holder is Holder.BUYER:
@@ -194,6 +212,8 @@ class Order:
     expires_at: datetime | None = None
     allocations: tuple[Allocation, ...] = ()
     context: BuyerContext = NO_CONTEXT
+    fulfil_from: FulfilFrom = FulfilFrom.STOCK
+    expected_at: datetime | None = None  # when presold goods are expected to arrive
 
     def holder(self, holder: Holder) -> str | None:
         """Who the order counts for under a limit (None: the order did not say)."""
@@ -292,3 +312,4 @@ class ListingStock:
     sold: int
     quota_left: int | None = None  # None: no quota
     quota_resets_at: datetime | None = None  # when a quota that starts again does so next
+    presale_left: int | None = None  # units it may still sell ahead of incoming shipments

@@ -10,6 +10,7 @@ from stockguard.domain.errors import InvalidTransition, SoldOut
 from stockguard.domain.model import (
     Allocation,
     Counter,
+    FulfilFrom,
     Level,
     Listing,
     Movement,
@@ -168,26 +169,44 @@ def _movements(
     ]
 
 
-def hold_movements(allocations: Iterable[Allocation], order_id: str, at: datetime) -> list[Movement]:
-    return _movements(allocations, [(Counter.RESERVED, 1)], Reason.HOLD, order_id, at)
+def hold_movements(
+    allocations: Iterable[Allocation], order_id: str, at: datetime, source: FulfilFrom = FulfilFrom.STOCK
+) -> list[Movement]:
+    counter = Counter.PRESOLD if source is FulfilFrom.INCOMING else Counter.RESERVED
+    return _movements(allocations, [(counter, 1)], Reason.HOLD, order_id, at)
 
 
-def take_movements(allocations: Iterable[Allocation], order_id: str, at: datetime) -> list[Movement]:
+def take_movements(
+    allocations: Iterable[Allocation], order_id: str, at: datetime, source: FulfilFrom = FulfilFrom.STOCK
+) -> list[Movement]:
     """Stock taken and paid for in one step (`payment` deduction, or paying after expiry)."""
-    return _movements(allocations, [(Counter.COMMITTED, 1)], Reason.COMMIT, order_id, at)
+    counter = Counter.PRESOLD if source is FulfilFrom.INCOMING else Counter.COMMITTED
+    return _movements(allocations, [(counter, 1)], Reason.COMMIT, order_id, at)
 
 
-def commit_movements(allocations: Iterable[Allocation], order_id: str, at: datetime) -> list[Movement]:
+def commit_movements(order: Order, at: datetime) -> list[Movement]:
+    """Paying a held order: its units become committed (presold units stay presold until they arrive)."""
+    if order.fulfil_from is FulfilFrom.INCOMING:
+        return []
     changes = [(Counter.RESERVED, -1), (Counter.COMMITTED, 1)]
-    return _movements(allocations, changes, Reason.COMMIT, order_id, at)
+    return _movements(order.allocations, changes, Reason.COMMIT, order.order_id, at)
 
 
 def return_movements(order: Order, reason: Reason, at: datetime) -> list[Movement]:
-    """Give back what an order holds (reserved) or has taken (committed, not shipped)."""
+    """Give back what an order holds (reserved, presold) or has taken (committed, not shipped)."""
     if order.status not in (OrderStatus.RESERVED, OrderStatus.PAID):
         return []
     counter = Counter.COMMITTED if order.status is OrderStatus.PAID else Counter.RESERVED
+    if order.fulfil_from is FulfilFrom.INCOMING:
+        counter = Counter.PRESOLD
     return _movements(order.allocations, [(counter, -1)], reason, order.order_id, at)
+
+
+def arrival_movements(order: Order, at: datetime) -> list[Movement]:
+    """A presale order moves onto stock that arrived: presold down, reserved (or committed) up."""
+    counter = Counter.COMMITTED if order.status is OrderStatus.PAID else Counter.RESERVED
+    changes = [(Counter.PRESOLD, -1), (counter, 1)]
+    return _movements(order.allocations, changes, Reason.ARRIVAL, order.order_id, at)
 
 
 def ship_movements(order: Order, at: datetime) -> list[Movement]:

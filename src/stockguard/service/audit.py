@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from datetime import datetime
 
-from stockguard.domain.model import Counter, Drift, Movement, OrderStatus
+from stockguard.domain.model import Counter, Drift, FulfilFrom, Movement, OrderStatus
 from stockguard.domain.quotas import period_start
 from stockguard.domain.validation import check_id
 from stockguard.service.base import ServiceBase
@@ -66,6 +66,8 @@ def _order_drift(tx: Transaction) -> list[Drift]:
             counter = Counter.COMMITTED
         else:
             counter = None
+        if counter is not None and order.fulfil_from is FulfilFrom.INCOMING:
+            counter = Counter.PRESOLD  # sold ahead of a shipment: not on hand yet
         if counter is not None:
             for a in order.allocations:
                 held[(a.sku, a.warehouse, counter)] += a.quantity
@@ -76,7 +78,7 @@ def _order_drift(tx: Transaction) -> list[Drift]:
         held[(shipment.sku, shipment.warehouse, Counter.INCOMING)] += shipment.quantity
     drifts: list[Drift] = []
     for level in tx.all_levels():
-        for counter in (Counter.RESERVED, Counter.COMMITTED, Counter.INCOMING):
+        for counter in (Counter.RESERVED, Counter.COMMITTED, Counter.INCOMING, Counter.PRESOLD):
             expected = held.pop((level.sku, level.warehouse, counter), 0)
             if level.get(counter) != expected:
                 source = "shipments in transit" if counter is Counter.INCOMING else "orders"

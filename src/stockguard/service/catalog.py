@@ -19,6 +19,7 @@ from stockguard.domain.model import (
     Listing,
     ListingStock,
     Movement,
+    Presale,
     QuotaPeriod,
     Reason,
     Shipment,
@@ -28,7 +29,9 @@ from stockguard.domain.model import (
 from stockguard.domain.quotas import period_end
 from stockguard.domain.screening import Screening
 from stockguard.domain.validation import check_id, check_pairs, check_quantity, check_text
+from stockguard.service import presale
 from stockguard.service.base import ServiceBase
+from stockguard.service.presale import ArrivalReport, ShipmentIssue
 from stockguard.stores.base import Transaction, quota_used
 
 DEFAULT_WAREHOUSE = "main"
@@ -142,6 +145,22 @@ class CatalogService(ServiceBase):
 
         return self.store.atomic(work)
 
+    def get_shipment(self, shipment_id: str) -> Shipment:
+        check_id(shipment_id, "shipment_id")
+        with self.store.read() as tx:
+            shipment = tx.shipment(shipment_id)
+        if shipment is None:
+            raise UnknownShipment(shipment_id)
+        return shipment
+
+    def shipment_issues(self) -> list[ShipmentIssue]:
+        """Presale orders at risk: shipments past their expected date, and items whose presold units
+        pass what is still on its way."""
+        self._sweep_if_due()
+        now = self.clock()
+        with self.store.read() as tx:
+            return presale.shipment_issues(tx, now)
+
     def shortages(self) -> list[Shortage]:
         """Every item and warehouse where more is promised than the stock allows."""
         self._sweep_if_due()
@@ -182,19 +201,23 @@ class CatalogService(ServiceBase):
 
         return self.store.atomic(work)
 
-    def arrive(self, shipment_id: str, received: int | None = None) -> Shipment:
-        """An announced shipment arrived with ``received`` units (default: all of them)."""
+    def arrive(self, shipment_id: str, received: int | None = None) -> ArrivalReport:
+        """An announced shipment arrived with ``received`` units (default: all of them).
+
+        The oldest presale orders of its item and warehouse move onto the stock that is
+        now available; the report names them, those still waiting, and those no pending
+        shipment covers any more (a short shipment's casualties)."""
         check_id(shipment_id, "shipment_id")
         if received is not None:
             check_quantity(received, "received", minimum=0)
         now = self.clock()
 
-        def work(tx: Transaction) -> Shipment:
+        def work(tx: Transaction) -> ArrivalReport:
             shipment = tx.shipment(shipment_id)
             if shipment is None:
                 raise UnknownShipment(shipment_id)
             if shipment.arrived:
-                return shipment
+                return ArrivalReport(shipment, (), (), ())
             arrived = replace(shipment, received=shipment.quantity if received is None else received)
             sku, warehouse = shipment.sku, shipment.warehouse
             ref = shipment_id
@@ -202,9 +225,11 @@ class CatalogService(ServiceBase):
                 Movement(sku, warehouse, INCOMING, -shipment.quantity, Reason.ARRIVAL, now, reference=ref),
                 Movement(sku, warehouse, ON_HAND, arrived.received or 0, Reason.RECEIPT, now, reference=ref),
             ]
+            self._sweep(tx, now)  # presale holds that ran out are not moved
+            tx.levels([sku])  # locked before any other level a presale order holds, in sku order
             tx.record([move for move in moves if move.delta])
             tx.put_shipment(arrived)
-            return arrived
+            return presale.move_presold(tx, arrived, now)
 
         return self.store.atomic(work)
 
@@ -224,6 +249,7 @@ class CatalogService(ServiceBase):
         per_address_limit: int | None = None,
         quota_period: QuotaPeriod | str | None = None,
         warehouse_choice: WarehouseChoice | str = WarehouseChoice.PRIORITY,
+        presale_terms: Presale | None = None,
     ) -> Saved[ListingStock]:
         """Create or replace a listing. Live orders keep the terms they were placed under.
 
@@ -231,7 +257,9 @@ class CatalogService(ServiceBase):
         ``per_address_limit`` count live and paid orders like ``per_buyer_limit``, and make
         its orders name their device and delivery address. ``quota_period`` (day, week, month,
         year): the quota starts again each period. ``warehouse_choice``: holds take from the
-        lowest priority number first, or from the warehouse with the most available units."""
+        lowest priority number first, or from the warehouse with the most available units.
+        ``presale_terms``: once the stock on hand is gone, sell ahead a share of the shipments
+        expected by a cut-off (``domain.presale``)."""
         listing = _valid_listing(
             listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota
         )
@@ -244,6 +272,7 @@ class CatalogService(ServiceBase):
             if quota_period is not None
             else None,
             warehouse_choice=_choice(WarehouseChoice, warehouse_choice, "warehouse_choice"),
+            presale=_valid_presale(presale_terms),
         )
         if listing.quota_period is not None and listing.quota is None:
             raise InvalidInput("quota_period needs a quota")
@@ -282,7 +311,19 @@ def _listing_stock(tx: Transaction, listing: Listing, now: datetime) -> ListingS
     levels = tx.levels([c.sku for c in listing.components])
     left = None if listing.quota is None else max(0, listing.quota - used)
     resets = None if listing.quota_period is None else period_end(listing.quota_period, now)
-    return ListingStock(listing, rules.sellable(listing, levels, used), sold, left, resets)
+    ahead = presale.presale_left(tx, listing, levels, used)
+    return ListingStock(listing, rules.sellable(listing, levels, used), sold, left, resets, ahead)
+
+
+def _valid_presale(terms: Presale | None) -> Presale | None:
+    if terms is None:
+        return None
+    if not isinstance(terms.arrives_by, datetime) or terms.arrives_by.tzinfo is None:
+        raise InvalidInput("presale.arrives_by needs a time zone")
+    share = terms.share_percent
+    if not isinstance(share, int) or isinstance(share, bool) or not 1 <= share <= 100:
+        raise InvalidInput("presale.share_percent must be between 1 and 100")
+    return terms
 
 
 E = TypeVar("E", QuotaPeriod, WarehouseChoice)

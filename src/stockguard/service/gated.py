@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from stockguard.domain import rules
 from stockguard.domain.errors import LimitExceeded, SoldOut, StockguardError
 from stockguard.domain.model import Listing, LiveLine, Order
+from stockguard.service import presale
 from stockguard.service.admission import Admission, AdmissionGate, Decision, GateDrift
 from stockguard.service.base import pass_on
 from stockguard.service.sold_out import Proof
@@ -244,5 +245,8 @@ class GatedPlacement:
             if listing is None:
                 return None
             levels = tx.levels([component.sku for component in listing.components])
-            sellable = rules.sellable(listing, levels, quota_used(tx, listing, self._orders.clock()))
+            used = quota_used(tx, listing, self._orders.clock())
+            # The gate's tokens count every unit the listing may still sell, ahead of shipments too.
+            ahead = presale.presale_left(tx, listing, levels, used) or 0
+            sellable = rules.sellable(listing, levels, used) + ahead
             return listing, sellable, tx.live_lines(listing_id)

@@ -11,15 +11,15 @@ from stockguard.domain import rules
 from stockguard.domain.errors import (
     HoldExpired,
     InvalidInput,
+    InvalidTransition,
     LimitExceeded,
     OrderConflict,
     SoldOut,
 )
 from stockguard.domain.model import (
-    Allocation,
     Deduction,
+    FulfilFrom,
     Holder,
-    Level,
     Listing,
     Order,
     OrderLine,
@@ -29,6 +29,7 @@ from stockguard.domain.model import (
 from stockguard.domain.rules import Action
 from stockguard.domain.screening import NO_CONTEXT
 from stockguard.domain.validation import check_id, check_pairs, check_quantity
+from stockguard.service import presale
 from stockguard.service.admission import AdmissionGate
 from stockguard.service.base import OrderContext, ServiceBase, count_sold, pass_on
 from stockguard.service.gated import GatedPlacement
@@ -178,7 +179,10 @@ class OrderService(ServiceBase):
                 if listing is None:
                     return None
                 levels = tx.levels([c.sku for c in listing.components])
-                sellable[line.listing_id] = rules.sellable(listing, levels, quota_used(tx, listing, now))
+                used = quota_used(tx, listing, now)
+                # An order takes all its units on hand, or all ahead of a shipment: the larger wins.
+                ahead = presale.presale_left(tx, listing, levels, used) or 0
+                sellable[line.listing_id] = max(rules.sellable(listing, levels, used), ahead)
         refused = next((line for line in lines if sellable[line.listing_id] < line.quantity), None)
         if refused is None:
             self._sold_out.clear(sellable)
@@ -225,16 +229,23 @@ class OrderService(ServiceBase):
         _check_limits(tx, order, listings)
         _check_quotas(tx, lines, listings, now)
         # Under `payment` nothing is held, but an order that could not be paid now is refused now.
-        allocations = _allocate(need, levels, listings, order)
+        found = presale.allocate(tx, need, levels, listings, order)
         if deduction is Deduction.PAYMENT:
             tx.insert_order(order)
             return order
         expires_at = hold_until
         if deduction is Deduction.RESERVE and expires_at is None:
             expires_at = now + timedelta(seconds=min(listing.hold_seconds for listing in listings.values()))
-        order = replace(order, status=OrderStatus.RESERVED, expires_at=expires_at, allocations=allocations)
+        order = replace(
+            order,
+            status=OrderStatus.RESERVED,
+            expires_at=expires_at,
+            allocations=found.allocations,
+            fulfil_from=found.source,
+            expected_at=found.expected_at,
+        )
         tx.insert_order(order)
-        tx.record(rules.hold_movements(allocations, order_id, now))
+        tx.record(rules.hold_movements(found.allocations, order_id, now, found.source))
         count_sold(tx, order, 1, listings)
         return order
 
@@ -268,7 +279,7 @@ class OrderService(ServiceBase):
             return order
         rules.check_transition(order, Action.PAY)
         if order.status is OrderStatus.RESERVED:
-            tx.record(rules.commit_movements(order.allocations, order_id, now))
+            tx.record(rules.commit_movements(order, now))
             paid = replace(order, status=OrderStatus.PAID, updated_at=now)
             tx.update_order(paid)
             return paid
@@ -290,10 +301,16 @@ class OrderService(ServiceBase):
             # An expired order stopped counting against the limits; paying makes it count again.
             _check_limits(tx, order, listings)
         _check_quotas(tx, order.lines, listings, now)
-        allocations = _allocate(need, levels, listings, order)
-        tx.record(rules.take_movements(allocations, order.order_id, now))
+        found = presale.allocate(tx, need, levels, listings, order)
+        tx.record(rules.take_movements(found.allocations, order.order_id, now, found.source))
         paid = replace(
-            order, status=OrderStatus.PAID, updated_at=now, allocations=allocations, expires_at=None
+            order,
+            status=OrderStatus.PAID,
+            updated_at=now,
+            allocations=found.allocations,
+            expires_at=None,
+            fulfil_from=found.source,
+            expected_at=found.expected_at,
         )
         tx.update_order(paid)
         count_sold(tx, paid, 1, listings)
@@ -317,6 +334,8 @@ class OrderService(ServiceBase):
         if rules.is_replay(order, action):
             return order
         rules.check_transition(order, action)
+        if action is Action.SHIP and order.fulfil_from is FulfilFrom.INCOMING:
+            raise InvalidTransition(f"cannot ship order {order_id!r}: its goods have not arrived yet")
         if action is Action.SHIP:
             tx.record(rules.ship_movements(order, now))
         else:
@@ -380,13 +399,3 @@ def _check_quotas(
         listing = listings[line.listing_id]
         if listing.quota is not None and quota_used(tx, listing, now) + line.quantity > listing.quota:
             raise SoldOut.quota(line.listing_id, listing.quota)
-
-
-def _allocate(
-    need: Mapping[str, int],
-    levels: Mapping[str, Sequence[Level]],
-    listings: Mapping[str, Listing],
-    order: Order,
-) -> tuple[Allocation, ...]:
-    """From the warehouses the order named, else as its listings choose."""
-    return rules.allocate(need, levels, rules.warehouse_choice(listings.values()), order.context.warehouses)

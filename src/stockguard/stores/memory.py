@@ -22,6 +22,7 @@ from stockguard.domain.events import Event, NewEvent
 from stockguard.domain.model import (
     LIVE_OR_PAID,
     Counter,
+    FulfilFrom,
     Holder,
     Item,
     Level,
@@ -435,6 +436,14 @@ class MemoryTransaction:
 
     def pending_shipments(self) -> list[Shipment]:
         return [s for s in self._data.shipments.values() if not s.arrived]
+
+    def incoming_orders(self) -> list[Order]:
+        waiting = [
+            o
+            for o in self._data.orders.values()
+            if o.fulfil_from is FulfilFrom.INCOMING and o.status in (OrderStatus.RESERVED, OrderStatus.PAID)
+        ]
+        return sorted(waiting, key=lambda o: (o.created_at, o.order_id))
 
 
 def _utc_now() -> datetime:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 from stockguard.api.deps import AdminOnly, AnyRole, Guard
 from stockguard.api.routes.common import ListingId, problems
 from stockguard.api.schemas import ListingIn, ListingOut, listing_out
+from stockguard.domain.model import Presale
 from stockguard.domain.screening import Screening
 
 router = APIRouter(prefix="/v1/listings", tags=["listings"])
@@ -33,6 +34,9 @@ def put_listing(listing_id: ListingId, body: ListingIn, guard: Guard, response: 
         per_address_limit=body.per_address_limit,
         quota_period=body.quota_period,
         warehouse_choice=body.warehouse_choice,
+        presale_terms=None
+        if body.presale is None
+        else Presale(body.presale.arrives_by, body.presale.share_percent),
     )
     response.status_code = 201 if saved.created else 200
     return listing_out(saved.value)

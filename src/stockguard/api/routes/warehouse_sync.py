@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from stockguard.api.deps import AdminOnly, Guard
 from stockguard.api.routes.common import problems
-from stockguard.api.sync_schemas import WarehouseSyncIn, WarehouseSyncOut, sync_out
+from stockguard.api.supply_schemas import WarehouseSyncIn, WarehouseSyncOut, sync_out
 
 router = APIRouter(prefix="/v1/warehouse-sync", tags=["items"])
 

@@ -48,6 +48,7 @@ levels = Table(
     Column("committed", BigInteger, nullable=False),
     Column("safety", BigInteger, nullable=False),
     Column("incoming", BigInteger, nullable=False),
+    Column("presold", BigInteger, nullable=False),  # units of incoming shipments sold ahead
 )
 
 listings = Table(
@@ -66,6 +67,7 @@ listings = Table(
     Column("per_address_limit", BigInteger),
     Column("quota_period", String(8)),  # day, week, month, year; NULL: the quota is for all time
     Column("warehouse_choice", String(16)),  # NULL: priority
+    Column("presale", Text),  # {"arrives_by", "share_percent"}; NULL: no presale
     # Units in orders holding or having taken stock; kept in the same
     # transaction as the orders and verified against them by `check`.
     Column("sold", BigInteger, nullable=False),
@@ -87,6 +89,8 @@ orders = Table(
     Column("ip", String(45)),
     Column("address_hash", String(64)),  # HMAC-SHA-256 of the delivery address; never the address
     Column("warehouses", Text),  # the warehouses the order named, a JSON list; NULL: none
+    Column("fulfil_from", String(16)),  # "incoming" for presale orders; NULL: stock
+    Column("expected_at", Float),  # when a presale order's goods are expected
     Index("ix_orders_status_expires", "status", "expires_at"),
 )
 

@@ -27,6 +27,7 @@ from stockguard.domain.model import (
     Component,
     Counter,
     Deduction,
+    FulfilFrom,
     Holder,
     Item,
     Level,
@@ -36,6 +37,7 @@ from stockguard.domain.model import (
     Order,
     OrderLine,
     OrderStatus,
+    Presale,
     QuotaPeriod,
     Reason,
     Shipment,
@@ -64,11 +66,11 @@ _COUNTERS = [c.value for c in Counter]
 _LEVEL_COLUMNS = "l.sku, l.warehouse, " + ", ".join(f"l.{c}" for c in _COUNTERS) + ", w.priority"
 _ORDER_COLUMNS = (
     "order_id, buyer_id, deduction, status, created_at, updated_at, expires_at, lines, allocations, "
-    "device_id, ip, address_hash, warehouses"
+    "device_id, ip, address_hash, warehouses, fulfil_from, expected_at"
 )
 _LISTING_COLUMNS = (
     "listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota, "
-    "screening, per_device_limit, per_address_limit, quota_period, warehouse_choice"
+    "screening, per_device_limit, per_address_limit, quota_period, warehouse_choice, presale"
 )
 _APPLY_DELTAS = (
     "UPDATE levels SET "
@@ -82,7 +84,7 @@ _INSERT_MOVEMENT = (
 _INSERT_ORDER = (
     f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES (:order_id, :buyer_id, :deduction, :status, "
     ":created_at, :updated_at, :expires_at, :lines, :allocations, :device_id, :ip, :address_hash, "
-    ":warehouses)"
+    ":warehouses, :fulfil_from, :expected_at)"
 )
 _LIVE = ", ".join(f"'{s.value}'" for s in sorted(LIVE_OR_PAID))
 # Units held per listing by a buyer, a device or an address (``Holder``): one indexed query each.
@@ -231,12 +233,14 @@ class SqlTransaction(BuyersAndDraws, EventsOutbox):
         self._write(
             f"INSERT INTO listings ({_LISTING_COLUMNS}, sold) VALUES (:listing_id, :title, :components, "
             ":deduction, :hold_seconds, :per_buyer_limit, :quota, :screening, :per_device_limit, "
-            ":per_address_limit, :quota_period, :warehouse_choice, 0) ON CONFLICT (listing_id) DO UPDATE SET "
+            ":per_address_limit, :quota_period, :warehouse_choice, :presale, 0) "
+            "ON CONFLICT (listing_id) DO UPDATE SET "
             "title = excluded.title, components = excluded.components, deduction = excluded.deduction, "
             "hold_seconds = excluded.hold_seconds, per_buyer_limit = excluded.per_buyer_limit, "
             "quota = excluded.quota, screening = excluded.screening, "
             "per_device_limit = excluded.per_device_limit, per_address_limit = excluded.per_address_limit, "
-            "quota_period = excluded.quota_period, warehouse_choice = excluded.warehouse_choice",
+            "quota_period = excluded.quota_period, warehouse_choice = excluded.warehouse_choice, "
+            "presale = excluded.presale",
             {
                 "listing_id": listing.listing_id,
                 "title": listing.title,
@@ -253,6 +257,7 @@ class SqlTransaction(BuyersAndDraws, EventsOutbox):
                 "warehouse_choice": None
                 if listing.warehouse_choice is WarehouseChoice.PRIORITY
                 else listing.warehouse_choice.value,
+                "presale": _presale_json(listing.presale),
             },
         )
         self._write("DELETE FROM listing_components WHERE listing_id = :id", {"id": listing.listing_id})
@@ -358,7 +363,8 @@ class SqlTransaction(BuyersAndDraws, EventsOutbox):
     def update_order(self, order: Order) -> None:
         self._write(
             "UPDATE orders SET status = :status, updated_at = :updated_at, expires_at = :expires_at, "
-            "allocations = :allocations WHERE order_id = :order_id",
+            "allocations = :allocations, fulfil_from = :fulfil_from, expected_at = :expected_at "
+            "WHERE order_id = :order_id",
             _order_params(order),
         )
         self.changes.orders[order.order_id] = order
@@ -535,6 +541,13 @@ class SqlTransaction(BuyersAndDraws, EventsOutbox):
             _listing(r) for r in self._all(f"SELECT {_LISTING_COLUMNS} FROM listings ORDER BY listing_id")
         ]
 
+    def incoming_orders(self) -> list[Order]:
+        rows = self._all(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE fulfil_from = 'incoming' "
+            "AND status IN ('reserved', 'paid') ORDER BY created_at, order_id"
+        )
+        return [_order(r) for r in rows]
+
     def pending_shipments(self) -> list[Shipment]:
         rows = self._all(
             "SELECT shipment_id, sku, warehouse, quantity, expected_at, received FROM shipments "
@@ -558,13 +571,24 @@ def _order_params(order: Order) -> dict[str, Any]:
         "ip": order.context.ip,
         "address_hash": order.context.address_hash,
         "warehouses": json.dumps(order.context.warehouses) if order.context.warehouses else None,
+        # NULL for stock, as PostgreSQL's one-step placement writes it.
+        "fulfil_from": None if order.fulfil_from is FulfilFrom.STOCK else order.fulfil_from.value,
+        "expected_at": None if order.expected_at is None else ts(order.expected_at),
     }
 
 
 def _level(r: Any) -> Level:
-    sku, warehouse, on_hand, reserved, committed, safety, incoming, priority = r
+    sku, warehouse, on_hand, reserved, committed, safety, incoming, presold, priority = r
     return Level(
-        sku, warehouse, on_hand, reserved, committed, safety, incoming, 100 if priority is None else priority
+        sku,
+        warehouse,
+        on_hand,
+        reserved,
+        committed,
+        safety,
+        incoming,
+        presold,
+        100 if priority is None else priority,
     )
 
 
@@ -617,7 +641,7 @@ def _allocations_json(allocations: tuple[Allocation, ...]) -> str:
 @functools.lru_cache(maxsize=1024)
 def _listing(r: tuple[Any, ...]) -> Listing:
     listing_id, title, components, deduction, hold_seconds, per_buyer_limit, quota = r[:7]
-    screening, per_device_limit, per_address_limit, quota_period, warehouse_choice = r[7:]
+    screening, per_device_limit, per_address_limit, quota_period, warehouse_choice, presale = r[7:]
     return Listing(
         listing_id,
         title,
@@ -631,12 +655,26 @@ def _listing(r: tuple[Any, ...]) -> Listing:
         per_address_limit,
         None if quota_period is None else QuotaPeriod(quota_period),
         WarehouseChoice(warehouse_choice or WarehouseChoice.PRIORITY.value),
+        _presale(presale),
     )
+
+
+def _presale_json(presale: Presale | None) -> str | None:
+    if presale is None:
+        return None
+    return json.dumps({"arrives_by": ts(presale.arrives_by), "share_percent": presale.share_percent})
+
+
+def _presale(text: str | None) -> Presale | None:
+    if text is None:
+        return None
+    terms = json.loads(text)
+    return Presale(dt(terms["arrives_by"]), int(terms["share_percent"]))
 
 
 def _order(r: Any) -> Order:
     order_id, buyer_id, deduction, status, created_at, updated_at, expires_at, lines, allocations = r[:9]
-    device_id, ip, address_hash, warehouses = r[9:]
+    device_id, ip, address_hash, warehouses, fulfil_from, expected_at = r[9:]
     named = () if warehouses is None else tuple(json.loads(warehouses))
     known = (device_id, ip, address_hash, named) != (None, None, None, ())
     context = BuyerContext(device_id, ip, address_hash, named) if known else NO_CONTEXT
@@ -651,6 +689,8 @@ def _order(r: Any) -> Order:
         None if expires_at is None else dt(expires_at),
         tuple(Allocation(sku, wh, qty) for sku, wh, qty in json.loads(allocations)),
         context,
+        FulfilFrom(fulfil_from or FulfilFrom.STOCK.value),
+        None if expected_at is None else dt(expected_at),
     )
 
 
