@@ -18,6 +18,8 @@ import redis
 
 from redis_cluster import LocalCluster, LocalRedis
 
+# Racing tests ask from hundreds of threads at once (redis-py 8 caps a pool at 100 by default).
+MAX_CONNECTIONS = 10_000
 REDIS_URL = os.environ.get("STOCKGUARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
@@ -28,7 +30,7 @@ def missing(reason: str) -> None:
 
 
 def single_redis() -> Any:
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True, max_connections=MAX_CONNECTIONS)
     try:
         client.ping()
     except redis.ConnectionError as error:

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from redis_cluster import LocalCluster
-from redis_servers import single_redis
+from redis_servers import MAX_CONNECTIONS, single_redis
 from stockguard.domain.model import LiveLine
 from stockguard.gate import AdmitRequest, RedisGate
 from stockguard.service.admission import Admission, Decision
@@ -32,7 +32,10 @@ def client(request: pytest.FixtureRequest) -> Iterator[Any]:
         made = single_redis()
     else:
         local: LocalCluster = request.getfixturevalue("cluster")
-        made = redis.RedisCluster(host="127.0.0.1", port=local.live_ports()[0], decode_responses=True)
+        port = local.live_ports()[0]
+        made = redis.RedisCluster(
+            host="127.0.0.1", port=port, decode_responses=True, max_connections=MAX_CONNECTIONS
+        )
     yield made
     made.close()
 

@@ -11,12 +11,20 @@ from stockguard.gate.client import GateClient
 from stockguard.gate.redis_gate import DEFAULT_PREFIX, RedisGate
 
 log = logging.getLogger("stockguard.gate")
+MAX_CONNECTIONS = 10_000
 
 
 def redis_client(url: str) -> Any:
     """A client for ``url``: a ``RedisCluster`` when the server there is a cluster node (any
     one node is enough; the client finds the others), else a plain ``Redis``."""
-    options: dict[str, Any] = {"decode_responses": True, "socket_timeout": 5, "socket_connect_timeout": 5}
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": 5,
+        "socket_connect_timeout": 5,
+        # redis-py 8 caps a pool at 100 connections and then raises instead of waiting; every
+        # thread that asks the gate at once needs one (the pool keeps them for reuse).
+        "max_connections": MAX_CONNECTIONS,
+    }
     single = redis.Redis.from_url(url, **options)
     try:
         clustered = single.info("cluster").get("cluster_enabled") == 1
