@@ -55,7 +55,8 @@ def test_racing_writers_keep_each_stream_gap_free_and_its_last_event_true(shared
         for sku in (BOTTLE, BOX):
             events = data(first, StreamKind.ITEM, sku)
             assert events[-1]["reserved"] == 80
-            assert len(events) == 1 + 80, "the receipt (with the new level), one event per hold"
+            # One event per commit: holds that share a group commit share an event.
+            assert 2 <= len(events) <= 1 + 80
         assert sellable(first, "gift-set") == sorted(sellable(first, "gift-set"), reverse=True)
     finally:
         for guard in guards:

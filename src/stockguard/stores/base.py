@@ -69,6 +69,11 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.levels or self.orders or self.listings)
 
+    def add(self, other: Changes) -> None:
+        self.levels |= other.levels
+        self.orders.update(other.orders)
+        self.listings |= other.listings
+
 
 class Transaction(Protocol):
     """Reads and writes inside one atomic unit. Writes fail in a read-only transaction."""

@@ -1,8 +1,12 @@
 """Writing a unit of work's change events, in its own transaction (the outbox pattern).
 
-Every store calls ``write_events`` as the last step of each unit of work, so
-an event is committed exactly when its change is. PostgreSQL's one-step
-placement does the same on the server (``stockguard_emit``, migration 0007).
+Every store calls ``write_events`` in the transaction of the changes, last:
+the memory store after each unit of work, the SQL store once per group commit
+for everything its units of work changed (``writer.py``). So an event is
+committed exactly when its change is, and a stream gets one event per commit
+with its new values: states inside one transaction were never anyone's to see.
+PostgreSQL's one-step placement writes its events on the server
+(``stockguard_emit``, migration 0007).
 
 The streams' rows are locked first, in one order, and only then are the
 values read: of two transactions changing one bundle's two items, the second
@@ -24,11 +28,12 @@ from stockguard.domain.events import (
     stream_of,
 )
 from stockguard.domain.model import Listing
-from stockguard.stores.base import Transaction, quota_used
+from stockguard.stores.base import Changes, Transaction, quota_used
 
 
-def write_events(tx: Transaction, at: datetime) -> None:
-    changes = tx.changes
+def write_events(tx: Transaction, at: datetime, changes: Changes | None = None) -> None:
+    """The events of ``changes`` (default: what ``tx`` itself changed)."""
+    changes = tx.changes if changes is None else changes
     if not changes:
         return
     skus = {sku for sku, _ in changes.levels}
@@ -54,7 +59,8 @@ def write_events(tx: Transaction, at: datetime) -> None:
     events += [order_changed(changes.orders[order_id]) for order_id in sorted(changes.orders)]
     for listing_id in sorted(listings):
         listing = listings[listing_id]
-        sold, used = tx.sold(listing_id), quota_used(tx, listing, at)
+        sold = tx.sold(listing_id)
+        used = sold if listing.quota_period is None else quota_used(tx, listing, at)
         event = listing_changed(listing, rules.sellable(listing, levels, used), sold, used)
         if last.get(event.stream) != event.data:  # the same values again are no change
             events.append(event)

@@ -15,9 +15,9 @@ _EVENT_COLUMNS = "id, stream, seq, type, at, data"
 # Each stream's sequence moves on by the number of events added to it; the
 # returned value is the last one given out.
 _NEXT_SEQ = (
-    "INSERT INTO event_streams (stream, seq, last) VALUES (:stream, :count, :last) "
+    "INSERT INTO event_streams (stream, seq, last) VALUES {values} "
     "ON CONFLICT (stream) DO UPDATE SET seq = event_streams.seq + excluded.seq, last = excluded.last "
-    "RETURNING seq"
+    "RETURNING stream, seq"
 )
 _INSERT_EVENT = (
     "INSERT INTO events (stream, seq, type, at, data, published) "
@@ -43,6 +43,7 @@ class EventsOutbox:
         def _write(self, sql: str, params: Mapping[str, Any]) -> None: ...
         def _execute_many(self, sql: str, params: list[dict[str, Any]]) -> None: ...
         def _write_returning(self, sql: str, params: Mapping[str, Any]) -> Any: ...
+        def _write_returning_all(self, sql: str, params: Mapping[str, Any]) -> list[Any]: ...
 
     def _ensure_stream(self, stream: str) -> None:
         self._write(_ENSURE_STREAM, {"stream": stream})
@@ -64,12 +65,16 @@ class EventsOutbox:
         per_stream: dict[str, list[NewEvent]] = {}
         for event in events:
             per_stream.setdefault(event.stream, []).append(event)
-        next_seq: dict[str, int] = {}
-        for stream in sorted(per_stream):  # the order the streams were locked in
+        # One statement moves every stream on, in the order the streams were locked in.
+        streams = sorted(per_stream)
+        params: dict[str, Any] = {}
+        for i, stream in enumerate(streams):
             mine = per_stream[stream]
-            last = json.dumps(mine[-1].data, separators=(",", ":"))
-            params = {"stream": stream, "count": len(mine), "last": last}
-            next_seq[stream] = int(self._write_returning(_NEXT_SEQ, params)[0]) - len(mine) + 1
+            params[f"s{i}"], params[f"n{i}"] = stream, len(mine)
+            params[f"l{i}"] = json.dumps(mine[-1].data, separators=(",", ":"))
+        values = ", ".join(f"(:s{i}, :n{i}, :l{i})" for i in range(len(streams)))
+        moved = self._write_returning_all(_NEXT_SEQ.format(values=values), params)
+        next_seq = {stream: int(seq) - len(per_stream[stream]) + 1 for stream, seq in moved}
         rows: list[dict[str, Any]] = []
         for event in events:
             seq = next_seq[event.stream]

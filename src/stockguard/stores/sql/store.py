@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from stockguard.domain.errors import Unavailable
-from stockguard.stores.base import PlaceRequest, Transaction
+from stockguard.stores.base import Changes, PlaceRequest, Transaction
 from stockguard.stores.outbox import write_events
 from stockguard.stores.sql import forks
 from stockguard.stores.sql.engines import backend_for
@@ -53,13 +53,17 @@ class SqlStore:
             self.engine.dialect.loaded_dbapi.OperationalError,
         )
         native_place = self._backend.dialect.native_place
+        # What the works of the writer's current batch changed (only its thread touches it).
+        self._batch_changes = Changes()
         self._writer = Writer(
             self.engine.raw_connection,
             self._errors,
             self._backend,
             decide_together=place_many if native_place else None,
             on_lost=self.engine.dispose,
+            before_commit=self._write_batch_events,
         )
+        self._writer.batch_started = self._start_batch
         self._lookups = (
             None
             if self._backend.dialect is SQLITE
@@ -91,10 +95,18 @@ class SqlStore:
         def run(cursor: Any, decided: Decided | None) -> T:
             tx = SqlTransaction(cursor, writable=True, dialect=dialect, decided=decided)
             result = work(tx)
-            write_events(tx, self._clock())
+            self._batch_changes.add(tx.changes)  # kept: the work succeeded (a failed one is undone)
             return result
 
         return self._writer.submit(run, placing if dialect.native_place else None)
+
+    def _start_batch(self) -> None:
+        self._batch_changes = Changes()
+
+    def _write_batch_events(self, cursor: Any) -> None:
+        """The batch's change events, in its transaction, just before it commits."""
+        tx = SqlTransaction(cursor, writable=True, dialect=self._backend.dialect)
+        write_events(tx, self._clock(), self._batch_changes)
 
     def use_clock(self, clock: Callable[[], datetime]) -> None:
         self._clock = clock

@@ -192,6 +192,11 @@ class SqlTransaction(BuyersAndDraws, EventsOutbox):
         self._write(sql, params)
         return self._cur.fetchone()
 
+    def _write_returning_all(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        """A write that answers rows (``RETURNING``)."""
+        self._write(sql, params)
+        return self._cur.fetchall()
+
     def _one(self, sql: str, params: Mapping[str, Any]) -> Any:
         self._execute(sql, params)
         return self._cur.fetchone()

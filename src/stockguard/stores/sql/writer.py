@@ -66,11 +66,16 @@ class Writer:
         backend: Backend,
         decide_together: DecideTogether | None = None,
         on_lost: Callable[[], None] | None = None,
+        before_commit: Callable[[Any], None] | None = None,
     ) -> None:
-        """``on_lost`` runs when the writer's connection failed (the store drops its pool)."""
+        """``on_lost`` runs when the writer's connection failed (the store drops its pool).
+        ``before_commit(cursor)`` runs last in every batch's transaction that some work wrote in
+        (the store writes the batch's change events there); ``batch_started`` before each batch."""
         self._connect = connect
         self._on_lost = on_lost
         self._decide_together = decide_together
+        self._before_commit = before_commit
+        self.batch_started: Callable[[], None] = lambda: None
         self._errors = errors
         self._backend = backend
         self._lock_path = backend.lock_path
@@ -114,10 +119,13 @@ class Writer:
             left = self._settle_decided(cursor, batch)
             if not left:
                 return
+            self.batch_started()
             cursor.execute(self._backend.begin_write)
             try:
                 for work, answer in left:
                     results.append(self._run_one(cursor, work, answer))
+                if self._before_commit is not None and any(wrote for *_, wrote in results):
+                    self._before_commit(_BatchCursor(cursor))
                 cursor.execute("COMMIT")
                 if any(wrote for *_, wrote in results):
                     self.changes += 1  # before anybody hears of the change
@@ -265,6 +273,28 @@ class _SavepointCursor:
         if self.opened:
             self._cursor.execute("ROLLBACK TO work")
             self._cursor.execute("RELEASE work")
+
+
+class _BatchCursor:
+    """The batch's own cursor, for what runs in its transaction after its works (no savepoint)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Any = None, /) -> Any:
+        return self._cursor.execute(sql) if params is None else self._cursor.execute(sql, params)
+
+    def executemany(self, sql: str, params: Any, /) -> Any:
+        return self._cursor.executemany(sql, params)
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+    def mark_written(self) -> None:
+        """The batch wrote already (it runs only then)."""
 
 
 def _settle(future: Future[Any], ok: bool, value: Any) -> None:
