@@ -9,17 +9,16 @@ PostgreSQL's one-step placement leaves listings with presale terms to the
 service, and its item events carry the new counter.
 """
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import sqlalchemy as sa
 from alembic import op
+
+from stockguard.stores.sql.migrations.earlier import revision_module
 
 revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
+
 
 GUARD = r"""
 CREATE OR REPLACE FUNCTION stockguard_place(
@@ -74,55 +73,10 @@ END;
 $$;
 """
 
-EMIT = r"""
-CREATE OR REPLACE FUNCTION stockguard_emit(
-    p_levels jsonb, p_orders text[], p_listings text[], p_at double precision
-) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    v_listings text[];
-    v_row record;
-    v_data jsonb;
-BEGIN
-    v_listings := ARRAY(
-        SELECT x FROM unnest(p_listings) x
-        UNION SELECT lc.listing_id FROM listing_components lc
-              WHERE lc.sku IN (SELECT value->>0 FROM jsonb_array_elements(p_levels)));
-    PERFORM 1 FROM event_streams
-        WHERE stream IN (SELECT 'item:' || (value->>0) FROM jsonb_array_elements(p_levels)
-                         UNION SELECT 'order:' || x FROM unnest(p_orders) x
-                         UNION SELECT 'listing:' || x FROM unnest(v_listings) x)
-        ORDER BY stream COLLATE "C" FOR UPDATE;
-    FOR v_row IN
-        SELECT l.* FROM levels l
-        WHERE (l.sku, l.warehouse) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements(p_levels))
-        ORDER BY l.sku COLLATE "C", l.warehouse COLLATE "C"
-    LOOP
-        PERFORM stockguard_append('item:' || v_row.sku, 'item.level_changed', jsonb_build_object(
-            'sku', v_row.sku, 'warehouse', v_row.warehouse, 'on_hand', v_row.on_hand,
-            'reserved', v_row.reserved, 'committed', v_row.committed, 'safety', v_row.safety,
-            'incoming', v_row.incoming, 'presold', v_row.presold,
-            'available', v_row.on_hand - v_row.reserved - v_row.committed - v_row.safety), p_at);
-    END LOOP;
-    FOR v_row IN SELECT o.* FROM orders o WHERE o.order_id = ANY(p_orders) ORDER BY o.order_id COLLATE "C"
-    LOOP
-        PERFORM stockguard_append('order:' || v_row.order_id, 'order.changed', jsonb_build_object(
-            'order_id', v_row.order_id, 'buyer_id', v_row.buyer_id, 'status', v_row.status,
-            'deduction', v_row.deduction,
-            'lines', (SELECT jsonb_agg(jsonb_build_object('listing_id', x.value->>0,
-                                                          'quantity', (x.value->>1)::bigint) ORDER BY x.n)
-                      FROM jsonb_array_elements(v_row.lines::jsonb) WITH ORDINALITY AS x(value, n)),
-            'expires_at', stockguard_iso(v_row.expires_at)), p_at);
-    END LOOP;
-    FOR v_row IN SELECT x AS listing_id FROM unnest(v_listings) x ORDER BY x COLLATE "C" LOOP
-        v_data := stockguard_listing_data(v_row.listing_id, p_at);
-        IF v_data IS NOT NULL AND v_data IS DISTINCT FROM
-                (SELECT last::jsonb FROM event_streams WHERE stream = 'listing:' || v_row.listing_id) THEN
-            PERFORM stockguard_append('listing:' || v_row.listing_id, 'listing.changed', v_data, p_at);
-        END IF;
-    END LOOP;
-END;
-$$;
-"""
+# 0009's, with the new counter in the item's events.
+EMIT = revision_module("0009_quota_periods_warehouse_choice").EMIT.replace(
+    "'incoming', v_row.incoming,", "'incoming', v_row.incoming, 'presold', v_row.presold,"
+)
 
 
 def upgrade() -> None:
@@ -138,7 +92,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        before = _sibling("0009_quota_periods_warehouse_choice")
+        before = revision_module("0009_quota_periods_warehouse_choice")
         op.execute(before.GUARD)
         op.execute(before.LISTING_DATA.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"))
         op.execute(before.EMIT)
@@ -150,13 +104,3 @@ def downgrade() -> None:
     ]:
         with op.batch_alter_table(table) as batch:
             batch.drop_column(column)
-
-
-def _sibling(name: str) -> ModuleType:
-    """An earlier revision's module, for the text of the functions it created."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -14,10 +14,13 @@ listing's streams get one event with their new values, and each order its own.
 
 from alembic import op
 
+from stockguard.stores.sql.migrations.earlier import revision_module
+
 revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
+
 
 SIGNATURE = "(text, text, jsonb, double precision)"
 
@@ -81,35 +84,7 @@ $$;
 """
 
 # 0010's, with every order's event written in one statement instead of a call per order.
-EMIT = r"""
-CREATE OR REPLACE FUNCTION stockguard_emit(
-    p_levels jsonb, p_orders text[], p_listings text[], p_at double precision
-) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    v_listings text[];
-    v_row record;
-    v_data jsonb;
-BEGIN
-    v_listings := ARRAY(
-        SELECT x FROM unnest(p_listings) x
-        UNION SELECT lc.listing_id FROM listing_components lc
-              WHERE lc.sku IN (SELECT value->>0 FROM jsonb_array_elements(p_levels)));
-    PERFORM 1 FROM event_streams
-        WHERE stream IN (SELECT 'item:' || (value->>0) FROM jsonb_array_elements(p_levels)
-                         UNION SELECT 'order:' || x FROM unnest(p_orders) x
-                         UNION SELECT 'listing:' || x FROM unnest(v_listings) x)
-        ORDER BY stream COLLATE "C" FOR UPDATE;
-    FOR v_row IN
-        SELECT l.* FROM levels l
-        WHERE (l.sku, l.warehouse) IN (SELECT value->>0, value->>1 FROM jsonb_array_elements(p_levels))
-        ORDER BY l.sku COLLATE "C", l.warehouse COLLATE "C"
-    LOOP
-        PERFORM stockguard_append('item:' || v_row.sku, 'item.level_changed', jsonb_build_object(
-            'sku', v_row.sku, 'warehouse', v_row.warehouse, 'on_hand', v_row.on_hand,
-            'reserved', v_row.reserved, 'committed', v_row.committed, 'safety', v_row.safety,
-            'incoming', v_row.incoming, 'presold', v_row.presold,
-            'available', v_row.on_hand - v_row.reserved - v_row.committed - v_row.safety), p_at);
-    END LOOP;
+ORDER_EVENTS = """
     -- Every order's event in two statements, however many orders (one placement or a group).
     WITH changed AS (
         SELECT 'order:' || o.order_id AS stream, jsonb_build_object(
@@ -128,16 +103,13 @@ BEGIN
     )
     INSERT INTO events (stream, seq, type, at, data, published)
         SELECT stream, seq, 'order.changed', p_at, last, false FROM moved ORDER BY stream COLLATE "C";
-    FOR v_row IN SELECT x AS listing_id FROM unnest(v_listings) x ORDER BY x COLLATE "C" LOOP
-        v_data := stockguard_listing_data(v_row.listing_id, p_at);
-        IF v_data IS NOT NULL AND v_data IS DISTINCT FROM
-                (SELECT last::jsonb FROM event_streams WHERE stream = 'listing:' || v_row.listing_id) THEN
-            PERFORM stockguard_append('listing:' || v_row.listing_id, 'listing.changed', v_data, p_at);
-        END IF;
-    END LOOP;
-END;
-$$;
 """
+_BEFORE = revision_module("0010_presale").EMIT
+EMIT = (
+    _BEFORE[: _BEFORE.index("    FOR v_row IN SELECT o.* FROM orders o")]
+    + ORDER_EVENTS.lstrip("\n")
+    + _BEFORE[_BEFORE.index("    FOR v_row IN SELECT x AS listing_id") :]
+)
 
 
 PLACE_MANY = r"""
@@ -173,22 +145,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        before = _sibling("0010_presale")
+        before = revision_module("0010_presale")
         op.execute(before.GUARD)
         op.execute(before.EMIT)
-        op.execute(_sibling("0003_postgres_place_many").PLACE_MANY)
+        op.execute(revision_module("0003_postgres_place_many").PLACE_MANY)
         op.execute("DROP FUNCTION stockguard_emit_placed(jsonb, double precision)")
         op.execute(f"DROP FUNCTION stockguard_place_quiet{SIGNATURE}")
-
-
-def _sibling(name: str):  # type: ignore[no-untyped-def]
-    """An earlier revision's module, for the text of the functions it created."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
