@@ -20,58 +20,23 @@ branch_labels = None
 depends_on = None
 
 
-GUARD = r"""
-CREATE OR REPLACE FUNCTION stockguard_place(
-    p_order_id text, p_buyer_id text, p_lines jsonb, p_now double precision
-) RETURNS jsonb LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM 1 FROM listings
-        WHERE listing_id IN (SELECT value->>0 FROM jsonb_array_elements(p_lines))
-          AND (screening IS NOT NULL OR per_device_limit IS NOT NULL OR per_address_limit IS NOT NULL
-               OR quota_period IS NOT NULL OR warehouse_choice IS NOT NULL OR presale IS NOT NULL);
-    IF FOUND THEN
-        RETURN '{"outcome": "fallback"}'::jsonb;  -- decided by the service's own code
-    END IF;
-    RETURN stockguard_place_plain(p_order_id, p_buyer_id, p_lines, p_now);
-END;
-$$;
-"""
+# 0009's guard, leaving listings that sell ahead to the service too.
+GUARD = revision_module("0009_quota_periods_warehouse_choice").GUARD.replace(
+    "OR quota_period IS NOT NULL OR warehouse_choice IS NOT NULL);",
+    "OR quota_period IS NOT NULL OR warehouse_choice IS NOT NULL OR presale IS NOT NULL);",
+)
 
 # As 0009's, in plpgsql: a SQL function called from plpgsql is planned again on every call
 # (about a millisecond each, once per placed order), a plpgsql one keeps its plan per session.
-LISTING_DATA = r"""
-CREATE OR REPLACE FUNCTION stockguard_listing_data(p_listing text, p_at double precision) RETURNS jsonb
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    RETURN (
-        SELECT jsonb_build_object(
-            'listing_id', l.listing_id,
-            'sellable', GREATEST(0, LEAST(c.units, COALESCE(l.quota - u.used, c.units))),
-            'sold', l.sold,
-            'quota', l.quota,
-            'quota_left', CASE WHEN l.quota IS NULL THEN NULL ELSE GREATEST(0, l.quota - u.used) END)
-        FROM listings l, LATERAL (
-            SELECT MIN(a.available::bigint / (comp.value->>1)::bigint) AS units
-            FROM jsonb_array_elements(l.components::jsonb) comp, LATERAL (
-                SELECT CASE WHEN COALESCE(bool_or(reserved + committed > 0
-                                                  AND on_hand - reserved - committed - safety < 0), false)
-                            THEN 0
-                            ELSE COALESCE(SUM(GREATEST(0, on_hand - reserved - committed - safety)), 0)
-                       END AS available
-                FROM levels WHERE sku = comp.value->>0) a) c,
-        LATERAL (
-            SELECT CASE WHEN l.quota_period IS NULL THEN l.sold
-                        ELSE COALESCE((SELECT q.units FROM quota_usage q
-                                       WHERE q.listing_id = l.listing_id
-                                         AND q.period_start = extract(epoch FROM date_trunc(
-                                             l.quota_period, to_timestamp(p_at) AT TIME ZONE 'UTC')
-                                             AT TIME ZONE 'UTC')), 0)
-                   END AS used) u
-        WHERE l.listing_id = p_listing
-    );
-END;
-$$;
-"""
+_SQL_BODY = revision_module("0009_quota_periods_warehouse_choice").LISTING_DATA
+_QUERY = _SQL_BODY[_SQL_BODY.index("    SELECT jsonb_build_object(") : _SQL_BODY.index("\n$$;")]
+LISTING_DATA = (
+    "\nCREATE OR REPLACE FUNCTION stockguard_listing_data(p_listing text, p_at double precision) "
+    "RETURNS jsonb\n"
+    "LANGUAGE plpgsql STABLE AS $$\nBEGIN\n    RETURN (\n"
+    + "\n".join("    " + line if line else line for line in _QUERY.splitlines())
+    + "\n    );\nEND;\n$$;\n"
+)
 
 # 0009's, with the new counter in the item's events.
 EMIT = revision_module("0009_quota_periods_warehouse_choice").EMIT.replace(

@@ -25,22 +25,11 @@ depends_on = None
 SIGNATURE = "(text, text, jsonb, double precision)"
 
 # The guard of 0010 over the core, without events.
-QUIET = r"""
-CREATE FUNCTION stockguard_place_quiet(
-    p_order_id text, p_buyer_id text, p_lines jsonb, p_now double precision
-) RETURNS jsonb LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM 1 FROM listings
-        WHERE listing_id IN (SELECT value->>0 FROM jsonb_array_elements(p_lines))
-          AND (screening IS NOT NULL OR per_device_limit IS NOT NULL OR per_address_limit IS NOT NULL
-               OR quota_period IS NOT NULL OR warehouse_choice IS NOT NULL OR presale IS NOT NULL);
-    IF FOUND THEN
-        RETURN '{"outcome": "fallback"}'::jsonb;  -- decided by the service's own code
-    END IF;
-    RETURN stockguard_place_core(p_order_id, p_buyer_id, p_lines, p_now);
-END;
-$$;
-"""
+QUIET = (
+    revision_module("0010_presale")
+    .GUARD.replace("CREATE OR REPLACE FUNCTION stockguard_place(", "CREATE FUNCTION stockguard_place_quiet(")
+    .replace("stockguard_place_plain(", "stockguard_place_core(")
+)
 
 # p_placed: [[order_id, lines, outcome], ...]; the events of every order that was placed.
 EMIT_PLACED = r"""
