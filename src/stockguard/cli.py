@@ -7,6 +7,7 @@ code.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 import sys
@@ -23,11 +24,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from stockguard import Stockguard, StockguardError, connect, draw_record
+from stockguard.api.auth import load as load_tokens
+from stockguard.api.settings import DATA_DIR
 from stockguard.bootstrap import MEMORY_URL, upgrade_database
 from stockguard.domain.draws import verify
 from stockguard.sim.bench import BenchConfig, bench_json, run_bench
 from stockguard.sim.demo import ARMS, ArmResult, DemoConfig, DriftFound, run_demo
 from stockguard.sim.fairness import FairnessConfig, FairnessResult, run_fairness
+from stockguard.sim.live import LiveConfig, LiveSaleError, run_live
 from stockguard.sim.pgarms import NotDurable
 from stockguard.sim.pgbench import PgArm, PgBenchConfig, run_pg_bench
 from stockguard.sim.pool import SimulationError
@@ -38,6 +42,7 @@ from stockguard.sim.report import (
     drift_table,
     fairness_table,
     gate_drift_table,
+    live_table,
     pg_bench_table,
     summary_table,
 )
@@ -52,6 +57,7 @@ DEMO = DemoConfig()
 FAIRNESS = FairnessConfig()
 BENCH = BenchConfig()
 PG_BENCH = PgBenchConfig(url="")
+LIVE = LiveConfig(url="", token="")
 
 
 class Loop(enum.StrEnum):
@@ -69,16 +75,26 @@ DbOption = Annotated[
 
 @app.command()
 def demo(
-    units: Annotated[int, typer.Option(min=1, help="Bottles on sale.")] = DEMO.units,
-    buyers: Annotated[int, typer.Option(min=1, help="Buyers pressing buy.")] = DEMO.buyers,
+    units: Annotated[
+        int | None,
+        typer.Option(min=1, help=f"Bottles on sale [default: {DEMO.units:,}; live: {LIVE.units:,}]."),
+    ] = None,
+    buyers: Annotated[
+        int | None,
+        typer.Option(min=1, help=f"Buyers pressing buy [default: {DEMO.buyers:,}; live: {LIVE.buyers:,}]."),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="OS processes serving buyers.")] = DEMO.workers,
     threads: Annotated[int, typer.Option(min=1, help="Buyer threads in each process.")] = DEMO.threads,
     pay_share: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of buyers who pay.")
     ] = DEMO.pay_share,
     hold_seconds: Annotated[
-        int, typer.Option(min=1, help="How long a reserve hold lasts.")
-    ] = DEMO.hold_seconds,
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"How long a reserve hold lasts [default: {DEMO.hold_seconds}; live: {LIVE.hold_seconds}].",
+        ),
+    ] = None,
     gateway_ms: Annotated[float, typer.Option(min=0.0, help="Mean payment gateway time.")] = DEMO.gateway_ms,
     seed: Annotated[int, typer.Option(help="Which crowd: the same seed, the same buyers.")] = DEMO.seed,
     arm: Annotated[
@@ -87,21 +103,59 @@ def demo(
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
     scalpers: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.0,
             max=0.95,
             help="Share of scalper-like accounts in the crowd: also runs the open / screened / draw arms "
             "and shows the share of units they got (0: off). Those arms sell "
-            f"min(--units, {FAIRNESS.units}) bottles to min(--buyers, {FAIRNESS.buyers:,}) buyers.",
+            f"min(--units, {FAIRNESS.units}) bottles to min(--buyers, {FAIRNESS.buyers:,}) buyers "
+            f"[default: 0; live: {LIVE.scalper_share}].",
         ),
-    ] = 0.0,
+    ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Send the sale to a running `stockguard serve` at --url instead, paced so that its "
+            "/dashboard shows it in motion.",
+        ),
+    ] = False,
+    url: Annotated[str, typer.Option(help="With --live: the service's address.")] = "http://127.0.0.1:8000",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="STOCKGUARD_ADMIN_TOKEN",
+            show_envvar=True,
+            help="With --live: the admin token [default: the one kept in ./stockguard-data].",
+        ),
+    ] = None,
+    rate: Annotated[
+        float, typer.Option(min=0.1, help="With --live: buyers arriving per second.")
+    ] = LIVE.rate,
 ) -> None:
     """The article's flash sale, for real: a naive shop, then stockguard with each strategy.
 
     The naive shop always keeps its plain table in its own SQLite file in a
-    temporary folder; ``--db`` chooses stockguard's store.
+    temporary folder; ``--db`` chooses stockguard's store. With ``--live``, the
+    sale goes to a running service over HTTP instead.
     """
+    if live:
+        live_config = LiveConfig(
+            url,
+            token or _kept_admin_token(),
+            units or LIVE.units,
+            buyers or LIVE.buyers,
+            rate,
+            LIVE.scalper_share if scalpers is None else scalpers,
+            pay_share,
+            hold_seconds=hold_seconds or LIVE.hold_seconds,
+            seed=seed,
+        )
+        _demo_live(live_config, as_json)
+        return
+    units, buyers = units or DEMO.units, buyers or DEMO.buyers
+    hold_seconds, scalpers = hold_seconds or DEMO.hold_seconds, scalpers or 0.0
     unknown = sorted(set(arm or ()) - set(ARMS))
     if unknown:
         raise typer.BadParameter(f"unknown arms {unknown}; choose from {list(ARMS)}", param_hint="--arm")
@@ -481,6 +535,37 @@ def _open(
     except (ValueError, ArgumentError, StockguardError, SchemaOutOfDate, RedisError) as error:
         err.print(f"[bold red]cannot open {url}:[/] {error}")
         raise typer.Exit(2) from None
+
+
+def _kept_admin_token() -> str:
+    try:
+        tokens = load_tokens(DATA_DIR)
+    except FileNotFoundError:
+        raise typer.BadParameter(
+            f"no tokens in {DATA_DIR}/: pass the service's admin token", param_hint="--token"
+        ) from None
+    return tokens.admin
+
+
+def _demo_live(config: LiveConfig, as_json: bool) -> None:
+    if not as_json:
+        err.print(
+            f"selling {config.units:,} bottles to {config.buyers:,} buyers at {config.url}, "
+            f"{config.rate:g} a second: watch {config.url}/dashboard"
+        )
+    view = RichView(out, err, quiet=as_json)
+    try:
+        with view.sale("live", config.buyers) as tick:
+            result = asyncio.run(run_live(config, tick))
+    except LiveSaleError as failure:
+        err.print(f"[bold red]the live sale failed:[/] {failure}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(result.as_json()))
+    else:
+        out.print(live_table(result))
+    if result.oversold:
+        raise typer.Exit(1)
 
 
 def _verdict(results: list[ArmResult]) -> None:

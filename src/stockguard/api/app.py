@@ -10,10 +10,12 @@ from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI
 from starlette.routing import BaseRoute
+from starlette.staticfiles import StaticFiles
 
 from stockguard.api import problems
 from stockguard.api.auth import Tokens, address_key, load_or_create
 from stockguard.api.bridge import LoopBridge
+from stockguard.api.dashboard import routes as dashboard
 from stockguard.api.event_hub import EventHub
 from stockguard.api.fast_orders import PATH, FastPlacement
 from stockguard.api.middleware import AccessLog, BodyLimit
@@ -81,9 +83,12 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
         telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.tokens = tokens
+    app.state.settings = settings
     problems.install(app)
     for module in (items, listings, orders, buyers, draws, events, shipments, warehouse_sync, movements, ops):
         app.include_router(module.router)
+    app.include_router(dashboard.router)
+    app.mount("/dashboard/static", StaticFiles(directory=dashboard.STATIC), name="dashboard-static")
     # Innermost, inside the access log and the body limit.
     app.add_middleware(FastPlacement, route=_route(orders.router, "POST", PATH))
     app.add_middleware(AccessLog)

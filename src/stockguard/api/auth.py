@@ -41,12 +41,17 @@ class Tokens:
         return None
 
 
+def load(data_dir: Path) -> Tokens:
+    """The tokens kept in ``data_dir`` (FileNotFoundError: none kept there)."""
+    stored = json.loads((data_dir / TOKENS_FILE).read_text())
+    return Tokens(stored["admin"], stored["storefront"])
+
+
 def load_or_create(data_dir: Path) -> tuple[Tokens, bool]:
     """The tokens kept in ``data_dir``, created (owner-only) on first use; True when just created."""
     path = data_dir / TOKENS_FILE
     if path.exists():
-        stored = json.loads(path.read_text())
-        return Tokens(stored["admin"], stored["storefront"]), False
+        return load(data_dir), False
     data_dir.mkdir(parents=True, exist_ok=True)
     tokens = Tokens(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
     # O_EXCL: when two processes start at once, one creates and the other reads.

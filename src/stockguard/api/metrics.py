@@ -79,14 +79,31 @@ class SellableCollector(Collector):
         yield draws
 
 
+def _counted() -> CollectorRegistry:
+    """This process's counters, or with workers every worker's, added up from their files."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    workers = CollectorRegistry()
+    multiprocess.MultiProcessCollector(workers)  # type: ignore[no-untyped-call]
+    return workers
+
+
 def exposition(guard: Stockguard) -> bytes:
     """The text format: this process's (or, with workers, every worker's) metrics, then sellable."""
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        workers = CollectorRegistry()
-        multiprocess.MultiProcessCollector(workers)  # type: ignore[no-untyped-call]
-        counted = generate_latest(workers)
-    else:
-        counted = generate_latest(REGISTRY)
     stock = CollectorRegistry()
     stock.register(SellableCollector(guard))
-    return counted + generate_latest(stock)
+    return generate_latest(_counted()) + generate_latest(stock)
+
+
+def counter_totals(name: str, *labels: str) -> dict[tuple[str, ...], float]:
+    """A counter's totals since the service started, by the values of ``labels`` (every worker's
+    together)."""
+    totals: dict[tuple[str, ...], float] = {}
+    for metric in _counted().collect():
+        if metric.name != name:
+            continue
+        for sample in metric.samples:
+            if sample.name == f"{name}_total":
+                key = tuple(sample.labels[label] for label in labels)
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return totals

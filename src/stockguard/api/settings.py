@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # How long change events stay for SSE clients to resume from (with a relay: once published).
     event_retention_hours: float = Field(default=168.0, gt=0)
     log_level: str = "info"
+    # The dashboard's login lasts this long. Its cookie is marked Secure: browsers keep it over
+    # HTTPS and on localhost only. Turn that off only behind a network you trust.
+    dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    dashboard_secure_cookie: bool = True
     # The event loop. uvloop is a little faster per request, but its libuv (1.45 and
     # later) accepts one new connection per loop iteration: under a flash sale's
     # load, newly connecting buyers then wait seconds in the kernel's accept queue.

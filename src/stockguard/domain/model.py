@@ -227,6 +227,16 @@ class Order:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldLine:
+    """A line of a reserved order: units held for a buyer who has not paid yet."""
+
+    order_id: str
+    listing_id: str
+    quantity: int
+    expires_at: datetime | None  # None: held until paid or cancelled (`order` deduction)
+
+
+@dataclass(frozen=True, slots=True)
 class LiveLine:
     """A line of an order that counts against its buyer's limit."""
 

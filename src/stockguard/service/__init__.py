@@ -8,10 +8,19 @@ from stockguard.service.catalog import CatalogService, CountResult, Saved, Short
 from stockguard.service.draws import Award, DrawReport, DrawService
 from stockguard.service.events import EventService
 from stockguard.service.orders import Placement
+from stockguard.service.overview import Overview, OverviewService
 from stockguard.service.warehouse_sync import CountApplied, CountIgnored, SyncReport, WarehouseSyncService
 
 
-class Stockguard(CatalogService, DrawService, BuyerService, AuditService, EventService, WarehouseSyncService):
+class Stockguard(
+    CatalogService,
+    DrawService,
+    BuyerService,
+    AuditService,
+    EventService,
+    WarehouseSyncService,
+    OverviewService,
+):
     """The library facade: every use case of stockguard on one store.
 
     Build one with :func:`stockguard.connect` (a store URL) or directly from a
@@ -54,6 +63,7 @@ __all__ = [
     "DrawReport",
     "GateDrift",
     "OrderContext",
+    "Overview",
     "Placement",
     "Saved",
     "Shortage",

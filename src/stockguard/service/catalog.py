@@ -283,7 +283,7 @@ class CatalogService(ServiceBase):
                 self._item(tx, component.sku)
             created = tx.listing(listing_id) is None
             tx.put_listing(listing)
-            return Saved(_listing_stock(tx, listing, now), created)
+            return Saved(listing_stock(tx, listing, now), created)
 
         saved = self.store.atomic(work)
         if self._gated is not None:
@@ -297,16 +297,16 @@ class CatalogService(ServiceBase):
         self._sweep_if_due()
         now = self.clock()
         with self.store.read() as tx:
-            return _listing_stock(tx, self._listing(tx, listing_id), now)
+            return listing_stock(tx, self._listing(tx, listing_id), now)
 
     def listings(self) -> list[ListingStock]:
         self._sweep_if_due()
         now = self.clock()
         with self.store.read() as tx:
-            return [_listing_stock(tx, listing, now) for listing in tx.all_listings()]
+            return [listing_stock(tx, listing, now) for listing in tx.all_listings()]
 
 
-def _listing_stock(tx: Transaction, listing: Listing, now: datetime) -> ListingStock:
+def listing_stock(tx: Transaction, listing: Listing, now: datetime) -> ListingStock:
     sold, used = tx.sold(listing.listing_id), quota_used(tx, listing, now)
     levels = tx.levels([c.sku for c in listing.components])
     left = None if listing.quota is None else max(0, listing.quota - used)

@@ -26,6 +26,7 @@ from stockguard.service.admission import GateDrift
 from stockguard.sim.bench import Case
 from stockguard.sim.demo import NAIVE, ArmResult
 from stockguard.sim.fairness import FairnessResult
+from stockguard.sim.live import LiveResult
 from stockguard.sim.pgbench import CONDITIONAL, PgArm, PgBenchConfig
 from stockguard.sim.pool import Tick
 
@@ -79,6 +80,26 @@ def arm_table(result: ArmResult) -> Table:
         ("units left unsold", f"{result.unsold:,}"),
         ("wall time", f"{result.seconds:.2f} s"),
         ("rate", f"{result.rate:,.0f} buyers/s"),
+    ]
+    for measure, value in rows:
+        table.add_row(measure, value)
+    return table
+
+
+def live_table(result: LiveResult) -> Table:
+    table = Table(title=f"live sale: {result.listing_id}", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for outcome, count in sorted(result.outcomes.items()):
+        table.add_row(f"orders answered {outcome}", f"{count:,}")
+    final = result.final
+    rows = [
+        ("payments accepted", f"{result.paid:,}"),
+        ("payments refused (hold ran out, bottle sold again)", f"{result.payments_refused:,}"),
+        ("bottles oversold", _alarm(result.oversold)),
+        ("the service says: sold (held or paid)", f"{final.get('sold', 0):,}"),
+        ("the service says: still sellable", f"{final.get('sellable', 0):,}"),
+        ("wall time", f"{result.seconds:.1f} s"),
     ]
     for measure, value in rows:
         table.add_row(measure, value)

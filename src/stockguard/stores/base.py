@@ -21,6 +21,7 @@ from stockguard.domain.draws import Draw, Entry
 from stockguard.domain.events import Event, NewEvent
 from stockguard.domain.model import (
     Counter,
+    HeldLine,
     Holder,
     Item,
     Level,
@@ -139,6 +140,14 @@ class Transaction(Protocol):
     def has_due(self, now: datetime) -> bool: ...
     def next_expiry(self) -> datetime | None:
         """When the first live hold runs out (None: no hold is live)."""
+        ...
+
+    def held_units(self) -> dict[str, int]:
+        """Units per listing in reserved orders: held, not paid yet (listings holding none left out)."""
+        ...
+
+    def held_lines(self, expiring_by: datetime, limit: int) -> list[HeldLine]:
+        """Lines of reserved orders whose hold runs out by ``expiring_by``, soonest first."""
         ...
 
     # -- buyers

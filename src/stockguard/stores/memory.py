@@ -23,6 +23,7 @@ from stockguard.domain.model import (
     LIVE_OR_PAID,
     Counter,
     FulfilFrom,
+    HeldLine,
     Holder,
     Item,
     Level,
@@ -327,6 +328,29 @@ class MemoryTransaction:
         self._drop_stale()
         heap = self._data.expiry_heap
         return heap[0][0] if heap else None
+
+    def held_units(self) -> dict[str, int]:
+        units: dict[str, int] = defaultdict(int)
+        for order in self._data.orders.values():
+            if order.status is OrderStatus.RESERVED:
+                for line in order.lines:
+                    units[line.listing_id] += line.quantity
+        return dict(units)
+
+    def held_lines(self, expiring_by: datetime, limit: int) -> list[HeldLine]:
+        due = sorted(
+            (order.expires_at, order.order_id)
+            for order in self._data.orders.values()
+            if order.status is OrderStatus.RESERVED
+            and order.expires_at is not None
+            and order.expires_at <= expiring_by
+        )
+        lines = [
+            HeldLine(order_id, line.listing_id, line.quantity, expires_at)
+            for expires_at, order_id in due
+            for line in self._data.orders[order_id].lines
+        ]
+        return lines[:limit]
 
     # -- incoming shipments
     def shipment(self, shipment_id: str) -> Shipment | None:

@@ -41,10 +41,10 @@ def movements(
 ) -> MovementsOut:
     """Ledger rows of one item or one order (or all), oldest first, at most `limit`."""
     rows = guard.movements(order_id=order_id, sku=sku, limit=limit)
-    return MovementsOut(movements=[_out(m) for m in rows])
+    return MovementsOut(movements=[movement_out(m) for m in rows])
 
 
-def _out(m: Movement) -> MovementOut:
+def movement_out(m: Movement) -> MovementOut:
     return MovementOut(
         sku=m.sku,
         warehouse=m.warehouse,

@@ -48,6 +48,7 @@ from stockguard.domain.screening import NO_CONTEXT, BuyerContext, Screening
 from stockguard.stores.base import Changes, MovementFilter, PlaceRequest
 from stockguard.stores.sql.buyers_draws import BuyersAndDraws, dt, ts
 from stockguard.stores.sql.events import EventsOutbox
+from stockguard.stores.sql.holds import HoldReads
 
 
 class Cursor(Protocol):
@@ -151,7 +152,7 @@ def place_many(cursor: Cursor, requests: list[PlaceRequest]) -> list[Decided]:
     return decided
 
 
-class SqlTransaction(BuyersAndDraws, EventsOutbox):
+class SqlTransaction(BuyersAndDraws, EventsOutbox, HoldReads):
     def __init__(
         self, cursor: Cursor, *, writable: bool, dialect: Dialect = SQLITE, decided: Decided | None = None
     ) -> None:
