@@ -72,6 +72,7 @@ class Server:
     def client(self, token: str | None = None, **options: Any) -> httpx.Client:
         """A client for this server, closed when the server stops; ``token=None`` sends no token."""
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        headers |= options.pop("headers", {})
         client = httpx.Client(
             base_url=self.url,
             headers=headers,

@@ -197,11 +197,12 @@
       if (minute < 5) byListing.get(listing_id)[minute] += units;
     }
     fillTable($("#expiring"), [...byListing].map(([id, minutes]) =>
-      element("tr", { "data-listing-id": id }, cell(id), ...minutes.map((units) => cell(units, true)))));
+      element("tr", { "data-listing-id": id }, cell(id), ...minutes.map((units) => cell(units, true)))),
+      $("#no-expiring"));
     const now = Date.now();
     fillTable($("#soonest"), snapshot.soonest.map((hold) =>
       element("tr", {}, cell(hold.order_id), cell(hold.listing_id), cell(hold.quantity, true),
-        cell(untilText(hold.expires_at, now)))));
+        cell(untilText(hold.expires_at, now)))), $("#no-soonest"));
   }
 
   function showTables(snapshot) {
