@@ -4,15 +4,27 @@ the page itself."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from http.cookies import SimpleCookie
+from pathlib import Path
 
 import httpx
 import pytest
 
-from e2e.server import Server, assert_problem, body, make_listing, order_body, running_server, uid
+from e2e.server import (
+    Server,
+    assert_problem,
+    body,
+    make_listing,
+    order_body,
+    running_server,
+    stockguard_command,
+    uid,
+)
 from stockguard.api.dashboard import session
 
 COOKIE = session.COOKIE
@@ -235,3 +247,35 @@ def test_with_two_workers_the_outcomes_add_up_every_workers_orders(server_two_wo
     after = body(dashboard.get("/dashboard/data"), 200)["outcomes"]
     assert after["created"] - before["created"] == 10
     assert after["sold_out"] - before["sold_out"] == 2
+
+
+def test_a_live_sale_with_a_wrong_token_stops_before_selling_and_says_why(
+    server: Server, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [*stockguard_command(), "demo", "--live", "--url", server.url, "--token", server.storefront],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "250"},
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "the live sale failed" in done.stderr
+    assert "forbidden" in done.stderr
+
+
+def test_a_live_sale_without_a_token_asks_for_one(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "STOCKGUARD_ADMIN_TOKEN"}
+    done = subprocess.run(
+        [*stockguard_command(), "demo", "--live"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,  # no stockguard-data here
+        env={**env, "COLUMNS": "250"},
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "pass the service's admin token" in done.stderr
