@@ -27,6 +27,7 @@ from stockguard import Stockguard, StockguardError, connect, draw_record
 from stockguard.api.auth import load as load_tokens
 from stockguard.api.settings import DATA_DIR
 from stockguard.bootstrap import MEMORY_URL, upgrade_database
+from stockguard.chaos.soak import SoakConfig, run_soak
 from stockguard.domain.draws import verify
 from stockguard.sim.bench import BenchConfig, bench_json, run_bench
 from stockguard.sim.demo import ARMS, ArmResult, DemoConfig, DriftFound, run_demo
@@ -44,6 +45,7 @@ from stockguard.sim.report import (
     gate_drift_table,
     live_table,
     pg_bench_table,
+    soak_table,
     summary_table,
 )
 from stockguard.stores.sql.migrations import SchemaOutOfDate
@@ -427,6 +429,34 @@ def sweep(
         return
     finally:
         guard.close()
+
+
+@app.command()
+def soak(
+    db: Annotated[str, typer.Option("--db", help="Store URL (PostgreSQL for the real thing).")],
+    minutes: Annotated[float, typer.Option(min=0.1, help="How long the traffic runs.")] = 10.0,
+    buyers: Annotated[int, typer.Option(min=1, help="Concurrent buyers.")] = 24,
+    kill_every: Annotated[
+        float, typer.Option(min=0.0, help="Seconds between kill -9 of a service process (0: never).")
+    ] = 120.0,
+    folder: Annotated[
+        Path | None,
+        typer.Option(help="Where the logs, history.jsonl and soak.json go [default: a temporary folder]."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+) -> None:
+    """Mixed traffic (orders, payments, cancellations, expiries, receipts, counts) on two service
+    processes for minutes, a process killed now and then; memory, open files and database
+    connections sampled; every call checked against the promises at the end. Exit 1 if any broke."""
+    config = SoakConfig(db, minutes, buyers, kill_every=kill_every, folder=folder)
+    with RichView(out, err, quiet=as_json).sale("soak", int(minutes * 60)) as tick:
+        result = run_soak(config, lambda second: tick(int(second)))
+    if as_json:
+        print(json.dumps(result.as_json()))
+    else:
+        out.print(soak_table(result))
+    if not result.report.clean:
+        raise typer.Exit(1)
 
 
 @app.command()

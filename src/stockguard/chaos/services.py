@@ -53,6 +53,7 @@ class Process:
     name: str
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    interrupted: bool = False
     logs: list[Path] = field(default_factory=list)
 
     def start(self) -> None:
@@ -61,6 +62,7 @@ class Process:
     def launch(self) -> None:
         """Start the process and return at once."""
         self.starts += 1
+        self.interrupted = False
         log = self.folder / f"{self.name}-{self.starts}.log"
         self.logs.append(log)
         with log.open("wb") as output:
@@ -84,9 +86,10 @@ class Process:
             self.popen.wait(STOP_SECONDS)
 
     def interrupt(self) -> None:
-        """SIGINT, as Ctrl+C, without waiting."""
-        if self.popen is not None and self.popen.poll() is None:
+        """SIGINT, as Ctrl+C, without waiting; once (a second one makes uvicorn quit at once)."""
+        if self.popen is not None and self.popen.poll() is None and not self.interrupted:
             self.popen.send_signal(signal.SIGINT)
+            self.interrupted = True
 
     def stop(self) -> int | None:
         """SIGINT, as Ctrl+C; SIGKILL when it does not stop in time."""

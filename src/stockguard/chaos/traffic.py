@@ -39,6 +39,7 @@ class TrafficConfig:
     pay_share: float = 0.5
     cancel_share: float = 0.2  # the rest let their hold run out
     restock_every: float = 1.5  # seconds between receipts (0: none)
+    restock_units: int = 6  # the most a receipt brings (at least 2)
     count_every: float = 4.0  # seconds between counts (0: none)
     timeout: float = 5.0
     seed: int = 1
@@ -211,7 +212,7 @@ class Traffic:
             if self.config.restock_every and now - last_receipt >= self.config.restock_every:
                 last_receipt = now
                 sku = self._draw.choice((self.sale.bottle, self.sale.glass))
-                units = self._draw.randint(2, 6)
+                units = self._draw.randint(2, max(2, self.config.restock_units))
                 await self._receive(sku, units)
             if self.config.count_every and now - last_count >= self.config.count_every:
                 last_count = now

@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from stockguard import Drift
+from stockguard.chaos.soak import SoakResult
 from stockguard.service.admission import GateDrift
 from stockguard.sim.bench import Case
 from stockguard.sim.demo import NAIVE, ArmResult
@@ -101,6 +102,34 @@ def live_table(result: LiveResult) -> Table:
         ("the service says: still sellable", f"{final.get('sellable', 0):,}"),
         ("wall time", f"{result.seconds:.1f} s"),
     ]
+    for measure, value in rows:
+        table.add_row(measure, value)
+    return table
+
+
+def soak_table(result: SoakResult) -> Table:
+    report, bounds = result.report, result.bounds()
+    table = Table(title=f"soak: {result.seconds / 60:.1f} minutes", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("requests", f"{report.calls:,}"),
+        ("answered / no answer", f"{report.answered:,} / {report.unknown:,}"),
+        ("orders acknowledged (201)", f"{report.acknowledged_orders:,}"),
+        ("acknowledged orders lost", _alarm(report.lost_orders)),
+        ("units oversold", _alarm(report.oversold_units)),
+        ("promises broken", _alarm(sum(report.violation_counts.values()))),
+    ]
+    rows += [(f"  {rule}", _alarm(n)) for rule, n in sorted(report.violation_counts.items())]
+    for recovery in result.recoveries:
+        selling = "never" if recovery.selling_after is None else f"{recovery.selling_after:.1f} s"
+        rows.append(
+            (
+                f"{recovery.fault} at {recovery.second:.0f} s: healthy / selling",
+                f"{recovery.healthy_after:.1f} s / {selling}",
+            )
+        )
+    rows += [(name.replace("_", " "), str(value)) for name, value in bounds.items()]
     for measure, value in rows:
         table.add_row(measure, value)
     return table
