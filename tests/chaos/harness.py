@@ -8,6 +8,7 @@ checks the history and the store against every promise.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -88,6 +89,32 @@ def finish(sale: Sale, db_url: str, settle: Callable[[], None] | None = None) ->
         return check_run(sale.history, guard)
     finally:
         guard.close()
+
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "chaos"
+
+
+def recovery_after(sale: Sale, moment: float) -> float | None:
+    """Seconds from ``moment`` (the fault mended) to the first order answered 201 after it."""
+    sold = [c.end for c in sale.history if c.status == 201 and c.start >= moment]
+    return round(min(sold) - moment, 2) if sold else None
+
+
+def keep_figures(scenario: str, sale: Sale, report: Report, recovered_in: float | None) -> None:
+    """The scenario's figures, for docs/reliability.md, in test-artifacts/chaos/."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "scenario": scenario,
+        "requests": report.calls,
+        "no_answer": report.unknown,
+        "acknowledged_orders": report.acknowledged_orders,
+        "lost_orders": report.lost_orders,
+        "oversold_units": report.oversold_units,
+        "clean": report.clean,
+        "first_sale_after_recovery_s": recovered_in,
+        "outcomes": dict(report.outcomes),
+    }
+    (ARTIFACTS / f"{scenario}.json").write_text(json.dumps(figures, indent=2))
 
 
 def assert_clean(report: Report) -> None:

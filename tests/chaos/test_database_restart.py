@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from brokers import missing
-from chaos.harness import assert_clean, finish, run_sale, two_services
+from chaos.harness import assert_clean, finish, keep_figures, recovery_after, run_sale, two_services
 from chaos.private_postgres import PrivatePostgres, server_binaries
 from stockguard.bootstrap import upgrade_database
 
@@ -43,6 +43,7 @@ def test_a_database_restart_mid_sale_answers_unavailable_and_recovers(
         up = time.time()
         report = finish(sale, postgres.url)
         assert all(service.running for service in services), "a service process gave up"
+    keep_figures(f"postgresql-restart-{mode}", sale, report, recovery_after(sale, up))
     assert_clean(report)
     during = [c for c in sale.history if c.answered and down + 0.5 < c.start and c.end < up]
     assert any(c.status == 503 for c in during), "no request met the outage"
@@ -52,7 +53,5 @@ def test_a_database_restart_mid_sale_answers_unavailable_and_recovers(
     assert not [c for c in during if c.acknowledged], "nothing can be acknowledged without the database"
     sold_after = [c for c in sale.history if c.status == 201 and c.start > up]
     assert sold_after, "the service did not sell again after the database came back"
-    recovered_in = min(c.end for c in sold_after) - up
-    print(f"first order after the database came back: {recovered_in:.2f} s")
     for service in services:
         assert "Traceback" not in service.output()

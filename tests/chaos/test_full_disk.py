@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from brokers import missing
-from chaos.harness import assert_clean, finish, run_sale, two_services
+from chaos.harness import assert_clean, finish, keep_figures, recovery_after, run_sale, two_services
 from stockguard.bootstrap import upgrade_database
 
 pytestmark = pytest.mark.slow
@@ -62,6 +62,7 @@ def test_a_full_disk_answers_unavailable_keeps_the_file_whole_and_sales_resume(
         filler.unlink()
         freed = time.time()
         report = finish(sale, url)
+    keep_figures("sqlite-full-disk", sale, report, recovery_after(sale, freed))
     assert_clean(report)
     during = [c for c in sale.history if c.answered and full + 0.5 < c.start and c.end < freed]
     assert any(c.status == 503 for c in during), "no write met the full disk"

@@ -4,11 +4,12 @@ still keep every promise. PostgreSQL store, two service processes with ``--redis
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from chaos.harness import assert_clean, finish, run_sale, two_services
+from chaos.harness import assert_clean, finish, keep_figures, recovery_after, run_sale, two_services
 from conftest import empty_postgres_url
 from redis_cluster import LocalRedis
 from stockguard.bootstrap import upgrade_database
@@ -31,7 +32,9 @@ def test_the_gate_killed_mid_sale_comes_back_without_overselling(
         own_redis.kill()
         sale.at(5)
         own_redis.restart(from_snapshot=comes_back == "from_stale_snapshot")
+        back = time.time()
         report = finish(sale, url)
+    keep_figures(f"gate-restart-{comes_back}", sale, report, recovery_after(sale, back))
     assert_clean(report)
     sold_after = [c for c in sale.history if c.status == 201 and c.start > sale.started_epoch + 6]
     assert sold_after, "the sale went on after the gate came back"

@@ -3,11 +3,12 @@ releases. PostgreSQL store, two service processes; every call recorded and check
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from chaos.harness import assert_clean, finish, run_sale, two_services
+from chaos.harness import assert_clean, finish, keep_figures, recovery_after, run_sale, two_services
 from conftest import empty_postgres_url
 from stockguard.bootstrap import upgrade_database
 from stockguard.chaos.history import Op
@@ -30,7 +31,9 @@ def test_a_service_process_killed_mid_sale_loses_nothing_it_acknowledged(db_url:
         first.kill()
         sale.at(5.5)
         first.start()
+        restarted = time.time()
         report = finish(sale, db_url)
+    keep_figures("service-kill", sale, report, recovery_after(sale, restarted))
     assert_clean(report)
     cut_off = [c for c in sale.history if c.via == first.url and not c.answered]
     assert cut_off, "the kill hit no request in flight"
@@ -54,6 +57,9 @@ def test_a_sweeper_killed_while_releasing_releases_each_hold_once(db_url: str, t
         report = finish(sale, db_url)
         for each in sweepers:
             each.stop()
+    keep_figures("sweeper-kill", sale, report, None)
     assert_clean(report)
+    assert "released" in sweepers[0].output(), "the killed sweeper never got to release anything"
+    assert sweepers[0].starts == 6
     expired = report.outcomes
     assert sum(n for outcome, n in expired.items() if outcome.startswith(Op.PLACE.value + " 201")) > 50

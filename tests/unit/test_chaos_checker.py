@@ -108,6 +108,12 @@ def test_an_order_whose_every_placement_was_refused_must_not_exist(run: Run) -> 
     assert run.check().violation_counts["refused orders absent"] == 1
 
 
+def test_a_failure_told_as_500_is_caught(run: Run) -> None:
+    run.receive(1)
+    run.history.add(Call(Op.PLACE, "o-1", run.now(), run.now(), 500, listing_id=LISTING, quantity=1))
+    assert run.check().violation_counts["only 503 for a failure"] == 1
+
+
 def test_an_order_with_no_answer_may_or_may_not_exist(run: Run) -> None:
     run.receive(3)
     run.guard.place_order("o-1", "buyer", [(LISTING, 1)])

@@ -8,6 +8,7 @@
 3. Every hold ended exactly once: per order, the ledger's reserved and committed units never go
    below zero or above what the order holds, and end where its status says.
 4. ``stockguard check`` finds no drift.
+5. A failure is told as 503 ``unavailable``, never as another 5xx.
 
 A call that got no answer may or may not have taken effect; the checks allow both.
 """
@@ -70,6 +71,8 @@ def check_run(history: History, guard: Stockguard) -> Report:
     for call in calls:
         report.answered += call.answered
         report.unknown += not call.answered
+        if call.status is not None and call.status >= 500 and call.status != 503:
+            report.violate("only 503 for a failure", f"{call.op.value} {call.target} answered {call.status}")
         report.outcomes[
             f"{call.op.value} {call.status or 'no answer'}{' ' + call.code if call.code else ''}"
         ] += 1
