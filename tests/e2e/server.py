@@ -17,11 +17,8 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,24 +29,15 @@ from typing import Any
 
 import httpx
 
+# Re-exported: the HTTP tests start the same console script the chaos tools do.
+from stockguard.chaos.services import free_port as free_port
+from stockguard.chaos.services import stockguard_command as stockguard_command
+
 STARTUP_SECONDS = 60.0
 STOP_SECONDS = 20.0
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
 JSON = dict[str, Any]
-
-
-def stockguard_command() -> list[str]:
-    """The installed console script, or ``python -m stockguard`` when it is not on disk."""
-    script = shutil.which("stockguard", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "stockguard"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def new_token() -> str:
