@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
+from conftest import empty_postgres_url
 from stockguard.stores.sql.engines import Backend, backend_for
 from stockguard.stores.sql.writer import Writer
 
@@ -99,3 +102,48 @@ def test_a_caller_who_cancelled_does_not_cost_the_others_their_answers(backend: 
         writer.close()
     # Whatever was cancelled before it ran may or may not have run; everything answered is there.
     assert {f"work {n}" for n in answered} <= set(notes(backend))
+
+
+def _update(row: int, pause: float = 0.0) -> Any:
+    def run(cursor: Any, answer: Any) -> Any:
+        cursor.execute("UPDATE counters SET n = n + 1 WHERE id = %s", (row,))
+        time.sleep(pause)
+        return row
+
+    return run
+
+
+def _pause(seconds: float) -> Any:
+    def run(cursor: Any, answer: Any) -> Any:
+        time.sleep(seconds)
+
+    return run
+
+
+def test_two_processes_batches_locking_rows_in_opposite_orders_all_commit() -> None:
+    """Writer A's batch updates row 1 then row 2 while writer B's updates row 2 then row 1: a lock
+    cycle between two transactions that PostgreSQL breaks by failing one statement. Retrying that
+    statement in the same transaction meets the same cycle, because the batch still holds what
+    its earlier works locked; the batch must let go of everything and run its works alone."""
+    url = empty_postgres_url()
+    backend = backend_for(url)
+    raw = backend.engine.raw_connection()
+    raw.cursor().execute("CREATE TABLE counters (id INT PRIMARY KEY, n INT NOT NULL)")
+    raw.cursor().execute("INSERT INTO counters VALUES (1, 0), (2, 0)")
+    raw.commit()
+    writers = [Writer(backend.engine.raw_connection, (psycopg.Error,), backend) for _ in range(2)]
+    try:
+        futures = []
+        for writer, (first, second) in zip(writers, [(1, 2), (2, 1)], strict=True):
+            writer.submit(_pause(0.3))  # keeps the writer busy while the next two queue up as one batch
+            futures += [writer.submit(_update(first, pause=0.5)), writer.submit(_update(second))]
+        answers = [future.result(timeout=60) for future in futures]
+    finally:
+        for writer in writers:
+            writer.close()
+    assert answers == [1, 2, 2, 1]
+    cursor = raw.cursor()
+    cursor.execute("SELECT id, n FROM counters ORDER BY id")
+    assert cursor.fetchall() == [(1, 2), (2, 2)]
+    raw.close()
+    backend.engine.dispose()

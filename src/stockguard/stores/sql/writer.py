@@ -114,27 +114,46 @@ class Writer:
 
     def _run_batch(self, connection: Any, batch: list[_Work[Any]]) -> None:
         cursor = connection.cursor()
-        results: list[tuple[_Work[Any], bool, Any, bool]] = []
         with self._process_lock():
             left = self._settle_decided(cursor, batch)
             if not left:
                 return
-            self.batch_started()
-            cursor.execute(self._backend.begin_write)
             try:
-                for work, answer in left:
-                    results.append(self._run_one(cursor, work, answer))
-                if self._before_commit is not None and any(wrote for *_, wrote in results):
-                    self._before_commit(_BatchCursor(cursor))
-                cursor.execute("COMMIT")
-                if any(wrote for *_, wrote in results):
-                    self.changes += 1  # before anybody hears of the change
-            except BaseException:
-                if self._backend.in_transaction(connection):
-                    cursor.execute("ROLLBACK")
-                raise
+                results = self._transaction(connection, cursor, left, alone=len(left) == 1)
+            except _LockCycle:
+                # Another process's transaction waits on rows this batch's earlier works locked
+                # while one of ours waits on its rows: running ours again in the same transaction
+                # would meet the same cycle (PostgreSQL breaks one a second). The whole batch was
+                # rolled back, which lets the other go on; each work now runs alone, and a work
+                # alone locks its rows in one sorted order.
+                results = [
+                    result
+                    for work, _answer in left
+                    for result in self._transaction(connection, cursor, [(work, None)], alone=True)
+                ]
         for work, ok, value, _ in results:
             _settle(work.future, ok, value)
+
+    def _transaction(
+        self, connection: Any, cursor: Any, works: list[tuple[_Work[Any], Any]], *, alone: bool
+    ) -> list[tuple[_Work[Any], bool, Any, bool]]:
+        """Run ``works`` in one transaction and commit it; their results, to settle after."""
+        results: list[tuple[_Work[Any], bool, Any, bool]] = []
+        self.batch_started()
+        cursor.execute(self._backend.begin_write)
+        try:
+            for work, answer in works:
+                results.append(self._run_one(cursor, work, answer, others_locked=bool(results) and not alone))
+            if self._before_commit is not None and any(wrote for *_, wrote in results):
+                self._before_commit(_BatchCursor(cursor))
+            cursor.execute("COMMIT")
+            if any(wrote for *_, wrote in results):
+                self.changes += 1  # before anybody hears of the change
+        except BaseException:
+            if self._backend.in_transaction(connection):
+                cursor.execute("ROLLBACK")
+            raise
+        return results
 
     def _settle_decided(self, cursor: Any, batch: list[_Work[Any]]) -> list[tuple[_Work[Any], Any]]:
         """Decide the batch's requests in one statement and answer every work that needs no more.
@@ -171,8 +190,14 @@ class Writer:
                 _settle(work.future, True, value)
         return left
 
-    def _run_one(self, cursor: Any, work: _Work[Any], answer: Any) -> tuple[_Work[Any], bool, Any, bool]:
-        """(work, succeeded, its value or error, wrote something that stays)"""
+    def _run_one(
+        self, cursor: Any, work: _Work[Any], answer: Any, *, others_locked: bool = False
+    ) -> tuple[_Work[Any], bool, Any, bool]:
+        """(work, succeeded, its value or error, wrote something that stays)
+
+        ``others_locked``: earlier works of this transaction ran; their locks stay held while
+        this one is undone, so a deadlock is not retried here but raised as ``_LockCycle``.
+        """
         attempt = 0
         while True:
             attempt += 1
@@ -183,6 +208,8 @@ class Writer:
                 # Only this piece of work is undone; a failure of the undo itself
                 # escapes and fails the whole batch.
                 scoped.undo()
+                if self._backend.retryable(error) and others_locked:
+                    raise _LockCycle from error
                 if self._backend.retryable(error) and attempt < MAX_ATTEMPTS:
                     answer = None  # decided before the conflict: decide again in full
                     continue  # a deadlock victim, or a racing insert of the same key: run it again
@@ -204,6 +231,12 @@ class Writer:
             yield
         finally:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+
+class _LockCycle(BaseException):
+    """A work of a batch met a deadlock (or a racing insert) while earlier works of the batch
+    hold their locks: the batch rolls back and its works run alone. A BaseException, so that no
+    ``except Exception`` in a work can take it for its own error."""
 
 
 class _NeedsTransaction(BaseException):
