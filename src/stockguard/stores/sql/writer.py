@@ -119,7 +119,7 @@ class Writer:
             if not left:
                 return
             try:
-                results = self._transaction(connection, cursor, left, alone=len(left) == 1)
+                results = self._transaction(connection, cursor, left)
             except _LockCycle:
                 # Another process's transaction waits on rows this batch's earlier works locked
                 # while one of ours waits on its rows: running ours again in the same transaction
@@ -129,13 +129,13 @@ class Writer:
                 results = [
                     result
                     for work, _answer in left
-                    for result in self._transaction(connection, cursor, [(work, None)], alone=True)
+                    for result in self._transaction(connection, cursor, [(work, None)])
                 ]
         for work, ok, value, _ in results:
             _settle(work.future, ok, value)
 
     def _transaction(
-        self, connection: Any, cursor: Any, works: list[tuple[_Work[Any], Any]], *, alone: bool
+        self, connection: Any, cursor: Any, works: list[tuple[_Work[Any], Any]]
     ) -> list[tuple[_Work[Any], bool, Any, bool]]:
         """Run ``works`` in one transaction and commit it; their results, to settle after."""
         results: list[tuple[_Work[Any], bool, Any, bool]] = []
@@ -143,7 +143,7 @@ class Writer:
         cursor.execute(self._backend.begin_write)
         try:
             for work, answer in works:
-                results.append(self._run_one(cursor, work, answer, others_locked=bool(results) and not alone))
+                results.append(self._run_one(cursor, work, answer, others_locked=bool(results)))
             if self._before_commit is not None and any(wrote for *_, wrote in results):
                 self._before_commit(_BatchCursor(cursor))
             cursor.execute("COMMIT")
@@ -268,46 +268,6 @@ class _NoStatements:
 _NO_STATEMENTS = _NoStatements()
 
 
-class _SavepointCursor:
-    """A cursor that opens a savepoint before the first statement of a work, if it runs one."""
-
-    def __init__(self, cursor: Any) -> None:
-        self._cursor = cursor
-        self.opened = False
-        self.written = False  # a write ran, not only reads (an empty sweep writes nothing)
-
-    def _open(self) -> None:
-        if not self.opened:
-            self._cursor.execute("SAVEPOINT work")
-            self.opened = True
-
-    def execute(self, sql: str, params: Any = None, /) -> Any:
-        self._open()
-        return self._cursor.execute(sql) if params is None else self._cursor.execute(sql, params)
-
-    def executemany(self, sql: str, params: Any, /) -> Any:
-        self._open()
-        return self._cursor.executemany(sql, params)
-
-    def fetchone(self) -> Any:
-        return self._cursor.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return list(self._cursor.fetchall())
-
-    def mark_written(self) -> None:
-        self.written = True
-
-    def keep(self) -> None:
-        if self.opened:
-            self._cursor.execute("RELEASE work")
-
-    def undo(self) -> None:
-        if self.opened:
-            self._cursor.execute("ROLLBACK TO work")
-            self._cursor.execute("RELEASE work")
-
-
 class _BatchCursor:
     """The batch's own cursor, for what runs in its transaction after its works (no savepoint)."""
 
@@ -328,6 +288,40 @@ class _BatchCursor:
 
     def mark_written(self) -> None:
         """The batch wrote already (it runs only then)."""
+
+
+class _SavepointCursor(_BatchCursor):
+    """A work's cursor: opens a savepoint before the work's first statement, if it runs one."""
+
+    def __init__(self, cursor: Any) -> None:
+        super().__init__(cursor)
+        self.opened = False
+        self.written = False  # a write ran, not only reads (an empty sweep writes nothing)
+
+    def _open(self) -> None:
+        if not self.opened:
+            self._cursor.execute("SAVEPOINT work")
+            self.opened = True
+
+    def execute(self, sql: str, params: Any = None, /) -> Any:
+        self._open()
+        return super().execute(sql, params)
+
+    def executemany(self, sql: str, params: Any, /) -> Any:
+        self._open()
+        return super().executemany(sql, params)
+
+    def mark_written(self) -> None:
+        self.written = True
+
+    def keep(self) -> None:
+        if self.opened:
+            self._cursor.execute("RELEASE work")
+
+    def undo(self) -> None:
+        if self.opened:
+            self._cursor.execute("ROLLBACK TO work")
+            self._cursor.execute("RELEASE work")
 
 
 def _settle(future: Future[Any], ok: bool, value: Any) -> None:
