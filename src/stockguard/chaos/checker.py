@@ -87,7 +87,7 @@ def check_run(history: History, guard: Stockguard) -> Report:
     _acknowledged_holds_within_stock(history, by_order, safety, report)
     _orders_as_answered(by_order, orders, guard.clock().timestamp(), report)
     _holds_end_once(orders, movements, report)
-    _ledger_never_oversold(movements, safety, report)
+    _ledger_never_oversold(movements, report)
     for drift in guard.check():
         report.violate("check", str(drift))
     return report
@@ -248,8 +248,9 @@ def _expected_ledger(status: OrderStatus, units: int) -> tuple[int, int]:
 # -- 1 again, from the ledger
 
 
-def _ledger_never_oversold(movements: list[Movement], safety: dict[str, int], report: Report) -> None:
-    """Replay the ledger in order: every hold and payment left reserved + committed within stock."""
+def _ledger_never_oversold(movements: list[Movement], report: Report) -> None:
+    """Replay the ledger in order: every hold and payment left reserved + committed within stock
+    (the ledger carries the safety counter itself)."""
     levels: dict[tuple[str, str], dict[Counter, int]] = defaultdict(lambda: defaultdict(int))
     for m in movements:
         level = levels[m.sku, m.warehouse]
@@ -263,4 +264,3 @@ def _ledger_never_oversold(movements: list[Movement], safety: dict[str, int], re
                     "ledger never oversold",
                     f"{m.sku}@{m.warehouse}: {promised} promised, {limit} to promise ({m.order_id})",
                 )
-    del safety  # the ledger carries the safety counter itself

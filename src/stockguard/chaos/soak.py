@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg
+from sqlalchemy.engine import make_url
 
 import stockguard
 from stockguard.bootstrap import upgrade_database
 from stockguard.chaos.checker import Report, check_run
-from stockguard.chaos.history import History, Op
+from stockguard.chaos.history import Op
 from stockguard.chaos.services import Service, service
 from stockguard.chaos.traffic import Traffic, TrafficConfig
 
@@ -105,10 +106,11 @@ def run_soak(config: SoakConfig, progress: Callable[[float], None] = lambda seco
             # Enough goods coming in that most of the soak sells rather than refuses.
             restock_every=1.0,
             restock_units=40,
-        )
+        ),
+        folder / "history.jsonl",
     )
-    traffic.with_history(History(traffic.history.terms, folder / "history.jsonl"))
-    result = SoakResult({"db": _safe(config.db_url), **_plain(config)}, Report())
+    shown = make_url(config.db_url).render_as_string(hide_password=True)
+    result = SoakResult({"db": shown, **_plain(config)}, Report())
     failures: list[BaseException] = []
     driver = threading.Thread(target=_drive, args=(traffic, failures), name="soak-traffic")
     began = time.monotonic()
@@ -214,15 +216,6 @@ def _db_connections(db_url: str) -> int | None:
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchone()
     return None if row is None else int(row[0])
-
-
-def _safe(url: str) -> str:
-    """The URL without a password."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.split("@", 1)
-    return f"{scheme}://{credentials.split(':')[0]}@{host}"
 
 
 def _plain(config: SoakConfig) -> dict[str, object]:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,21 +62,17 @@ class Sale:
 class Traffic:
     """Sets a sale up, then runs buyers and an operator until the time is up."""
 
-    def __init__(self, config: TrafficConfig) -> None:
+    def __init__(self, config: TrafficConfig, history_path: Path | None = None) -> None:
+        """``history_path``: also write every call there, a JSON line each."""
         self.config = config
         run = f"chaos-{secrets.token_hex(3)}"
         self.sale = Sale(run, f"{run}-bottle", f"{run}-glass", f"{run}-single", f"{run}-gift")
         terms = SaleTerms(
             self.sale.terms_components, config.hold_seconds, [self.sale.bottle, self.sale.glass]
         )
-        self.history = History(terms)
+        self.history = History(terms, history_path)
         self._turn = 0
         self._draw = random.Random(config.seed)
-
-    def with_history(self, history: History) -> Traffic:
-        """Record into ``history`` (one that also writes a file, say) instead."""
-        self.history = history
-        return self
 
     def next_url(self) -> str:
         self._turn += 1
