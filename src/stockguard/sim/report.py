@@ -70,9 +70,6 @@ class RichView:
 def arm_table(result: ArmResult) -> Table:
     naive = result.name == NAIVE
     refused = "orders cancelled for lack of stock" if naive else "payments refused (no stock or expired)"
-    table = Table(title=f"arm: {result.name}", caption=_STORIES.get(result.name), title_justify="left")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
     rows = [
         ("units sold", f"{result.sold:,}"),
         ("units oversold", _alarm(result.oversold)),
@@ -82,19 +79,15 @@ def arm_table(result: ArmResult) -> Table:
         ("wall time", f"{result.seconds:.2f} s"),
         ("rate", f"{result.rate:,.0f} buyers/s"),
     ]
-    for measure, value in rows:
-        table.add_row(measure, value)
-    return table
+    return _measures(f"arm: {result.name}", rows, caption=_STORIES.get(result.name))
 
 
 def live_table(result: LiveResult) -> Table:
-    table = Table(title=f"live sale: {result.listing_id}", title_justify="left")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for outcome, count in sorted(result.outcomes.items()):
-        table.add_row(f"orders answered {outcome}", f"{count:,}")
     final = result.final
     rows = [
+        (f"orders answered {outcome}", f"{count:,}") for outcome, count in sorted(result.outcomes.items())
+    ]
+    rows += [
         ("payments accepted", f"{result.paid:,}"),
         ("payments refused (hold ran out, bottle sold again)", f"{result.payments_refused:,}"),
         ("bottles oversold", _alarm(result.oversold)),
@@ -102,16 +95,11 @@ def live_table(result: LiveResult) -> Table:
         ("the service says: still sellable", f"{final.get('sellable', 0):,}"),
         ("wall time", f"{result.seconds:.1f} s"),
     ]
-    for measure, value in rows:
-        table.add_row(measure, value)
-    return table
+    return _measures(f"live sale: {result.listing_id}", rows)
 
 
 def soak_table(result: SoakResult) -> Table:
     report, bounds = result.report, result.bounds()
-    table = Table(title=f"soak: {result.seconds / 60:.1f} minutes", title_justify="left")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
     rows = [
         ("requests", f"{report.calls:,}"),
         ("answered / no answer", f"{report.answered:,} / {report.unknown:,}"),
@@ -130,6 +118,14 @@ def soak_table(result: SoakResult) -> Table:
             )
         )
     rows += [(name.replace("_", " "), str(value)) for name, value in bounds.items()]
+    return _measures(f"soak: {result.seconds / 60:.1f} minutes", rows)
+
+
+def _measures(title: str, rows: list[tuple[str, str]], caption: str | None = None) -> Table:
+    """A two-column table: what was measured, and its value."""
+    table = Table(title=title, caption=caption, title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
     for measure, value in rows:
         table.add_row(measure, value)
     return table
