@@ -24,6 +24,8 @@ import nats
 import pytest
 from nats.errors import TimeoutError as NatsTimeout
 
+from stockguard.chaos.services import free_port
+
 AMQP_URL = os.environ.get("STOCKGUARD_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
 
 
@@ -31,13 +33,6 @@ def missing(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"required under CI: {reason}")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

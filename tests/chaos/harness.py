@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import stockguard
 from stockguard.chaos.checker import Report, check_run
@@ -58,10 +59,9 @@ def two_services(db_url: str, folder: Path, **env: str) -> Iterator[list[Service
             each.stop()
 
 
-def run_sale(services: list[Service], seconds: float, **config: object) -> Sale:
-    traffic = Traffic(
-        TrafficConfig(tuple(s.url for s in services), TOKENS[0], TOKENS[1], seconds=seconds, **config)  # type: ignore[arg-type]
-    )
+def run_sale(services: list[Service], seconds: float, **config: Any) -> Sale:
+    """``config``: TrafficConfig's fields beyond the services and tokens (pay_share, say)."""
+    traffic = Traffic(TrafficConfig(tuple(s.url for s in services), *TOKENS, seconds=seconds, **config))
     sale = Sale(traffic, threading.Thread(), time.monotonic(), time.time())
 
     def drive() -> None:
