@@ -97,6 +97,16 @@ def test_levels_and_shortages_come_with_the_overview(sg: Stockguard) -> None:
     assert [(s.sku, s.warehouse, s.short_by) for s in view.shortages] == [(BOTTLE, "main", 1)]
 
 
+def test_draw_entries_by_standing_come_with_the_overview(sg: Stockguard, clock: FakeClock) -> None:
+    stock_up(sg)
+    now = clock.now()
+    sg.put_draw("d1", "bottle", 2, now, now + timedelta(hours=1))
+    for buyer in ("alice", "bob", "carol"):
+        sg.enter_draw("d1", buyer)
+    assert sg.overview().draws == {("d1", "entered"): 3} == sg.draw_standings()
+
+
 def test_an_empty_store_has_an_empty_overview(sg: Stockguard) -> None:
     view = sg.overview()
     assert (view.listings, view.expiring, view.soonest, view.levels, view.shortages) == ([], [], [], [], [])
+    assert view.draws == {}

@@ -43,12 +43,13 @@ class Overview:
     soonest: list[HeldLine]  # the first holds to run out
     levels: list[Level]
     shortages: list[Shortage]
+    draws: dict[tuple[str, str], int]  # entries per draw and standing (see draw_standings)
 
 
 class OverviewService(ServiceBase):
     def overview(self, horizon: timedelta = timedelta(minutes=5)) -> Overview:
         """Every listing's sellable, held and taken units, the holds running out within ``horizon``,
-        every item's levels per warehouse and the shortages, read in one transaction."""
+        every item's levels per warehouse, the shortages and the draws, read in one transaction."""
         self._sweep_if_due()
         now = self.clock()
         with self.store.read() as tx:
@@ -59,10 +60,12 @@ class OverviewService(ServiceBase):
             ]
             expiring = tx.held_lines(now + horizon, MAX_EXPIRING_LINES)
             levels = tx.all_levels()
+            draws = tx.draw_standings()
         listings.sort(key=lambda view: view.stock.listing.listing_id)
         levels.sort(key=lambda level: (level.sku, level.priority, level.warehouse))
         shortages = [Shortage(lv.sku, lv.warehouse, lv.short_by) for lv in levels if lv.short]
-        return Overview(now, listings, _by_minute(expiring, now), expiring[:SOONEST_SHOWN], levels, shortages)
+        soonest = expiring[:SOONEST_SHOWN]
+        return Overview(now, listings, _by_minute(expiring, now), soonest, levels, shortages, draws)
 
 
 def _by_minute(lines: list[HeldLine], now: datetime) -> list[ExpiringUnits]:

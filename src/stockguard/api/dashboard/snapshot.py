@@ -47,7 +47,7 @@ def snapshot(guard: Stockguard) -> dict[str, Any]:
         ],
         "draws": [
             {"draw_id": draw_id, "standing": standing, "entries": n}
-            for (draw_id, standing), n in sorted(guard.draw_standings().items())
+            for (draw_id, standing), n in sorted(view.draws.items())
         ],
     }
 
