@@ -159,6 +159,12 @@ def test_a_live_sale_moves_the_charts_and_counters_to_the_stores_final_figures(
         "data-value", "0"
     )
     expect(page.locator("#no-shortages")).to_be_visible()
+    # Scalper-like accounts fail both screening rules: each rule counts every one of them.
+    for rule in ("account_age", "paid_orders"):
+        row = page.locator("#rules tbody tr", has_text=rule)
+        expect(row.locator("td").nth(2)).to_have_attribute(
+            "data-value", str(sale["outcomes"]["not_eligible"])
+        )
 
     # The charts moved: the sellable line came down from where the page first saw it, and the
     # rate of created orders rose above zero while buyers arrived.
