@@ -25,22 +25,22 @@ def db_url() -> str:
 
 
 def test_a_service_process_killed_mid_sale_loses_nothing_it_acknowledged(db_url: str, tmp_path: Path) -> None:
+    # The sale goes on well past the restart: a process starting on a busy machine may take seconds.
     with two_services(db_url, tmp_path) as (first, second):
-        sale = run_sale([first, second], seconds=9)
+        sale = run_sale([first, second], seconds=14)
         sale.at(3)
         first.kill()
         sale.at(5.5)
-        first.start()
+        first.start()  # returns once it answers /healthz
         restarted = time.time()
         report = finish(sale, db_url)
     keep_figures("service-kill", sale, report, recovery_after(sale, restarted))
     assert_clean(report)
     cut_off = [c for c in sale.history if c.via == first.url and not c.answered]
     assert cut_off, "the kill hit no request in flight"
-    served_after = [
-        c for c in sale.history if c.via == first.url and c.answered and c.start > sale.started_epoch + 6
-    ]
-    assert served_after, "the restarted process served again"
+    served_after = [c for c in sale.history if c.via == first.url and c.answered and c.start >= restarted]
+    back = restarted - sale.started_epoch
+    assert served_after, f"the restarted process did not serve again (it answered /healthz {back:.1f} s in)"
 
 
 def test_a_sweeper_killed_while_releasing_releases_each_hold_once(db_url: str, tmp_path: Path) -> None:

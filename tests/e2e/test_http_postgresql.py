@@ -13,10 +13,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
-from conftest import empty_postgres_url
-from e2e.server import JSON, make_listing, new_token, order_body, running_server, stockguard_command
+from conftest import POSTGRES_SERVER, empty_postgres_url
+from cutting_proxy import CuttingProxy
+from e2e.server import (
+    JSON,
+    assert_problem,
+    body,
+    make_listing,
+    new_token,
+    order_body,
+    running_server,
+    sellable,
+    stockguard_command,
+)
 from e2e.test_http_concurrency import BUYERS, _crowd, _get, _outcome
+from stockguard.bootstrap import upgrade_database
 
 
 def test_serve_refuses_a_schema_behind_the_code_until_db_upgrade(tmp_path: Path) -> None:
@@ -71,3 +84,35 @@ def test_two_servers_and_their_workers_on_one_database_sell_the_last_unit_once(t
         [*stockguard_command(), "check", "--db", url], capture_output=True, text=True, timeout=120
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_payment_whose_commit_is_in_doubt_answers_outcome_unknown_until_it_can_be_told(
+    tmp_path: Path,
+) -> None:
+    """The connection to PostgreSQL is cut after the server committed the payment and before the
+    service heard, and the server then takes no new connection: the service cannot know, and says
+    so (503 ``outcome_unknown``, never ``unavailable``, which promises that nothing changed). Paying
+    again once the server is back answers what happened."""
+    url = empty_postgres_url()
+    upgrade_database(url)
+    server_url = make_url(POSTGRES_SERVER)
+    with (
+        CuttingProxy((server_url.host or "127.0.0.1", server_url.port or 5432)) as proxy,
+        running_server(tmp_path / "data", args=("--db", proxy.url(url)), allowed_5xx=(503,)) as server,
+    ):
+        admin, storefront = server.client(server.admin), server.client(server.storefront)
+        listing_id = make_listing(admin, 3, "reserve", hold_seconds=600)
+        order = order_body(listing_id)
+        body(storefront.post("/v1/orders", json=order), 201)
+
+        proxy.arm(b"COMMIT", after=b"pg_current_xact_id_if_assigned", deliver=True, refuse_after=True)
+        headers = {"Authorization": f"Bearer {server.storefront}"}
+        in_doubt = httpx.post(f"{server.url}/v1/orders/{order['order_id']}/pay", headers=headers, timeout=60)
+        assert_problem(in_doubt, 503, "outcome_unknown")
+        assert in_doubt.headers["Retry-After"] == "1"
+        assert proxy.cuts == 1
+
+        proxy.refuse_new = False
+        paid = body(storefront.post(f"/v1/orders/{order['order_id']}/pay"), 200)
+        assert paid["status"] == "paid"
+        assert sellable(admin, listing_id) == 2

@@ -18,6 +18,7 @@ from stockguard.domain.errors import (
     NotEligible,
     NotFound,
     OrderConflict,
+    OutcomeUnknown,
     RateLimited,
     SoldOut,
     StockguardError,
@@ -37,6 +38,7 @@ STATUS_OF: dict[type[StockguardError], int] = {
     NotEligible: 403,
     RateLimited: 429,
     Unavailable: 503,
+    OutcomeUnknown: 503,
 }
 
 # Codes of HTTP-level refusals that do not come from the domain.
@@ -89,7 +91,7 @@ def from_domain(error: StockguardError) -> JSONResponse:
         extra["reasons"] = error.reasons
     elif isinstance(error, RateLimited):
         headers = {"Retry-After": str(error.retry_after)}
-    elif isinstance(error, Unavailable):
+    elif isinstance(error, Unavailable | OutcomeUnknown):
         headers = {"Retry-After": "1"}
     return problem(status_of(error), error.code, error.detail, headers, **extra)
 

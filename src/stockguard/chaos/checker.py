@@ -8,9 +8,10 @@
 3. Every hold ended exactly once: per order, the ledger's reserved and committed units never go
    below zero or above what the order holds, and end where its status says.
 4. ``stockguard check`` finds no drift.
-5. A failure is told as 503 ``unavailable``, never as another 5xx.
+5. A failure is told as 503 (``unavailable``, or ``outcome_unknown``), never as another 5xx.
 
-A call that got no answer may or may not have taken effect; the checks allow both.
+A call that got no answer, or was answered ``outcome_unknown``, may or may not have taken
+effect; the checks allow both.
 """
 
 from __future__ import annotations
@@ -194,11 +195,11 @@ def _allowed_statuses(calls: list[Call]) -> set[OrderStatus]:
     allowed = {OrderStatus.EXPIRED}
     if any(c.op is Op.PAY and not c.refused for c in calls):
         allowed.add(OrderStatus.PAID)
-    if any(c.op is Op.CANCEL and not c.answered for c in calls):
+    if any(c.op is Op.CANCEL and c.in_doubt for c in calls):
         allowed.add(OrderStatus.CANCELLED)
     if any(c.op is Op.PAY and c.acknowledged for c in calls):
         allowed.discard(OrderStatus.EXPIRED)  # a paid order never expires
-        if any(c.op is Op.CANCEL and not c.answered for c in calls):
+        if any(c.op is Op.CANCEL and c.in_doubt for c in calls):
             allowed.add(OrderStatus.CANCELLED)
     return allowed
 

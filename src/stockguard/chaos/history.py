@@ -2,7 +2,8 @@
 came back, kept in memory and, line by line, in a JSON-lines file.
 
 A call that got no answer (the connection was refused or reset, the request timed out) has
-``status`` None: it may or may not have taken effect, and the checker treats it so.
+``status`` None: it may or may not have taken effect, and the checker treats it so, as it does
+a 503 ``outcome_unknown`` (the database went away while the call's change was committed).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+# The problem code of an answer that does not know whether the call took effect.
+OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 class Op(enum.StrEnum):
@@ -49,7 +53,12 @@ class Call:
     @property
     def refused(self) -> bool:
         """Answered with an error: the contract promises it changed nothing."""
-        return self.status is not None and self.status >= 400
+        return self.status is not None and self.status >= 400 and self.code != OUTCOME_UNKNOWN
+
+    @property
+    def in_doubt(self) -> bool:
+        """No answer, or an answer that the outcome is unknown: it may or may not have taken effect."""
+        return self.status is None or self.code == OUTCOME_UNKNOWN
 
     def as_json(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value not in (None, "", 0)} | {

@@ -167,3 +167,22 @@ class Unavailable(StockguardError):
     """A store the request needs is down or busy; nothing was changed."""
 
     code = "unavailable"
+
+
+class OutcomeUnknown(StockguardError):
+    """The database went away while the request's change was being committed, and could not
+    be asked in time whether it was: the change may or may not have been made.
+
+    Not an ``Unavailable``, whose promise is that nothing changed. Placing, paying and
+    cancelling an order again with the same order id is safe and answers what happened.
+    """
+
+    code = "outcome_unknown"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            detail
+            or "the database went away while this change was being committed and could not be asked "
+            "whether it was: the change may or may not have been made; read it back, or send the same "
+            "order, payment or cancellation again (they are idempotent)"
+        )

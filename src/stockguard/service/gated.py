@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from stockguard.domain import rules
-from stockguard.domain.errors import LimitExceeded, SoldOut, StockguardError
+from stockguard.domain.errors import LimitExceeded, OutcomeUnknown, SoldOut, StockguardError
 from stockguard.domain.model import Listing, LiveLine, Order
 from stockguard.service import presale
 from stockguard.service.admission import Admission, AdmissionGate, Decision, GateDrift
@@ -139,6 +139,10 @@ class GatedPlacement:
             # The gate let through more than the store had: it is ahead of the store.
             self._gate.forget(listing_id, order_id)
             self._gate.cap_tokens(listing_id, 0)
+        elif isinstance(error, OutcomeUnknown):
+            # The order may be in the store: its tokens stay taken, which can only keep the gate
+            # behind the store (`stockguard gate reconcile` loads it from the store again), never ahead.
+            pass
         elif error is not None or not settled.result().created:
             # Refused for another reason, or an order placed before the gate knew it.
             self._gate.release(listing_id, order_id)

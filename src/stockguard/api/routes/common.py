@@ -25,8 +25,20 @@ DrawId = Annotated[str, id_param("The draw's id.")]
 _PROBLEM_SCHEMA = ProblemOut.model_json_schema(mode="serialization")
 
 
+# What a client must know of an answer beyond its code.
+_DESCRIPTIONS = {
+    503: (
+        "A store the request needs is down. `unavailable`: nothing was changed. `outcome_unknown`: "
+        "the database went away while the change was being committed and could not be asked whether "
+        "it was; read it back, or send the same order, payment or cancellation again (idempotent)."
+    ),
+}
+
+
 def problems(*statuses: int, common: tuple[int, ...] = (401, 422, 503)) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problem+json answers a route can give."""
     return {
-        status: {"content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}} for status in (*common, *statuses)
+        status: {"content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+        | ({"description": _DESCRIPTIONS[status]} if status in _DESCRIPTIONS else {})
+        for status in (*common, *statuses)
     }

@@ -46,6 +46,33 @@ class Backend:
             return bool(driver.in_transaction)
         return bool(driver.info.transaction_status != 0)  # psycopg: 0 is IDLE
 
+    def lost(self, raw: Any) -> bool:
+        """The driver knows the connection is gone (psycopg: ``broken`` or ``closed``)."""
+        driver = raw.driver_connection
+        return bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))
+
+    def transaction_id(self, cursor: Any) -> str | None:
+        """The id of the open transaction, asked just before its COMMIT is sent, or None where
+        its outcome can never be in doubt.
+
+        A COMMIT whose answer is cut off (the server or the network went away) may or may
+        not have been applied. PostgreSQL keeps every transaction's fate by id, so the
+        writer asks it afterwards (``commit_status``). None too for a PostgreSQL transaction
+        that wrote nothing (it has no id: nothing of it can stay). SQLite commits in this
+        process: an error is a clear failure and the answer cannot be lost on the way.
+        """
+        if self.dialect is SQLITE:
+            return None
+        cursor.execute("SELECT pg_current_xact_id_if_assigned()::text")
+        row = cursor.fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def commit_status(self, cursor: Any, transaction_id: str) -> str | None:
+        """What became of a transaction: committed, aborted, in progress; None if unknown."""
+        cursor.execute("SELECT pg_xact_status(CAST(%s AS xid8))", (transaction_id,))
+        row = cursor.fetchone()
+        return None if row is None else row[0]
+
 
 def backend_for(url: str) -> Backend:
     parsed = make_url(url)

@@ -177,7 +177,7 @@ class SqlStore:
             try:
                 yield raw
             except BaseException:
-                if _lost(raw.dbapi_connection):
+                if self._backend.lost(raw):
                     raw.invalidate()
                     self.engine.dispose()
                 raise
@@ -200,8 +200,3 @@ class SqlStore:
             yield
         except self._errors as error:
             raise Unavailable(f"the database is unavailable: {getattr(error, 'orig', error)}") from error
-
-
-def _lost(connection: Any) -> bool:
-    """The driver knows the connection is gone (psycopg: ``broken`` or ``closed``)."""
-    return bool(getattr(connection, "broken", False) or getattr(connection, "closed", False))

@@ -20,19 +20,29 @@ so). That statement is a transaction of its own (one round trip, no BEGIN or
 COMMIT); the works its answers settle are answered at once, and only the rest
 runs in the batch's transaction, where a savepoint is opened for a work only
 when it runs a statement of its own.
+
+A COMMIT whose answer is cut off (the server restarted, the network went) may
+or may not have been applied, and the callers must not hear "nothing
+changed" when something did. The writer takes the transaction's id before it
+commits and, from a thread of its own, asks the database what became of it
+once it answers again; a joint decision cut off the same way is run again,
+which placing by order id makes safe. Only when the database stays away for
+``IN_DOUBT_SECONDS`` do those callers hear ``OutcomeUnknown``.
 """
 
 from __future__ import annotations
 
 import fcntl
 import queue
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, Generic, TypeVar
 
-from stockguard.domain.errors import Unavailable
+from stockguard.domain.errors import OutcomeUnknown, Unavailable
 from stockguard.stores.sql import forks
 from stockguard.stores.sql.engines import Backend
 
@@ -42,6 +52,11 @@ T = TypeVar("T")
 MAX_BATCH = 64
 # Runs of one piece of work that hit a retryable conflict before it fails as Unavailable.
 MAX_ATTEMPTS = 5
+# How long the fate of a cut-off commit is asked for before its callers hear OutcomeUnknown:
+# longer than a database takes to restart, shorter than an HTTP client's patience.
+IN_DOUBT_SECONDS = 10.0
+# Pause between questions while the database does not answer.
+IN_DOUBT_POLL_SECONDS = 0.2
 
 
 # Decides the requests of a batch's works in one statement (atomic by itself, in
@@ -84,6 +99,7 @@ class Writer:
         # Committed batches in which some work wrote (not only read, and not only
         # answers decided together): what this process changed, and when.
         self.changes = 0
+        self._changes_lock = threading.Lock()  # a commit found in doubt is counted by another thread
 
     def submit(self, run: Callable[[Any, Any], T], request: Any = None) -> Future[T]:
         """Queue ``run(cursor, answer)``; the future resolves after the commit that holds its work.
@@ -103,10 +119,14 @@ class Writer:
         while (batch := forks.take_waiting(waiting, MAX_BATCH)) is not None:
             try:
                 self._run_batch(connection.get(), batch)
+            except _InDoubt as doubt:
+                connection.lost()
+                _fail_unsettled(batch, doubt.__cause__, spare=doubt.works)
+                threading.Thread(
+                    target=doubt.resolve, args=(self,), name="stockguard-in-doubt", daemon=True
+                ).start()
             except BaseException as error:  # the connection itself failed
-                for work in batch:
-                    if not work.future.done():
-                        _settle(work.future, False, _unavailable(error))
+                _fail_unsettled(batch, error)
                 connection.lost()
         connection.close()
         if self._lock_file is not None:
@@ -114,64 +134,106 @@ class Writer:
 
     def _run_batch(self, connection: Any, batch: list[_Work[Any]]) -> None:
         cursor = connection.cursor()
-        with self._process_lock():
-            left = self._settle_decided(cursor, batch)
-            if not left:
-                return
-            try:
-                results = self._transaction(connection, cursor, left)
-            except _LockCycle:
-                # Another process's transaction waits on rows this batch's earlier works locked
-                # while one of ours waits on its rows: running ours again in the same transaction
-                # would meet the same cycle (PostgreSQL breaks one a second). The whole batch was
-                # rolled back, which lets the other go on; each work now runs alone, and a work
-                # alone locks its rows in one sorted order.
-                results = [
-                    result
-                    for work, _answer in left
-                    for result in self._transaction(connection, cursor, [(work, None)])
-                ]
-        for work, ok, value, _ in results:
-            _settle(work.future, ok, value)
+        committed: list[tuple[_Work[Any], bool, Any, bool]] = []
+        try:
+            with self._process_lock():
+                left = self._settle_decided(connection, cursor, batch)
+                if not left:
+                    return
+                try:
+                    committed += self._transaction(connection, cursor, left)
+                except _LockCycle:
+                    # Another process's transaction waits on rows this batch's earlier works locked
+                    # while one of ours waits on its rows: running ours again in the same transaction
+                    # would meet the same cycle (PostgreSQL breaks one a second). The whole batch was
+                    # rolled back, which lets the other go on; each work now runs alone, and a work
+                    # alone locks its rows in one sorted order.
+                    for work, _answer in left:
+                        committed += self._transaction(connection, cursor, [(work, None)])
+        finally:
+            # Answered after the lock is let go, and even when a later transaction failed:
+            # what committed stays committed.
+            for work, ok, value, _ in committed:
+                _settle(work.future, ok, value)
 
     def _transaction(
         self, connection: Any, cursor: Any, works: list[tuple[_Work[Any], Any]]
     ) -> list[tuple[_Work[Any], bool, Any, bool]]:
         """Run ``works`` in one transaction and commit it; their results, to settle after."""
         results: list[tuple[_Work[Any], bool, Any, bool]] = []
+        wrote, transaction_id = False, None  # its id once COMMIT is on its way, if it can be in doubt
         self.batch_started()
         cursor.execute(self._backend.begin_write)
         try:
             for work, answer in works:
                 results.append(self._run_one(cursor, work, answer, others_locked=bool(results)))
-            if self._before_commit is not None and any(wrote for *_, wrote in results):
+            wrote = any(kept for *_, kept in results)
+            if self._before_commit is not None and wrote:
                 self._before_commit(_BatchCursor(cursor))
+            transaction_id = self._backend.transaction_id(cursor)
             cursor.execute("COMMIT")
-            if any(wrote for *_, wrote in results):
-                self.changes += 1  # before anybody hears of the change
-        except BaseException:
-            if self._backend.in_transaction(connection):
-                cursor.execute("ROLLBACK")
-            raise
+        except BaseException as error:
+            if not self._backend.lost(connection):
+                if self._backend.in_transaction(connection):
+                    cursor.execute("ROLLBACK")
+                raise
+            if transaction_id is not None:
+                raise _CommitInDoubt(transaction_id, results, wrote) from error
+            raise  # lost before COMMIT was sent, or a transaction that wrote nothing: nothing stays
+        if wrote:
+            self.count_change()  # before anybody hears of the change
         return results
 
-    def _settle_decided(self, cursor: Any, batch: list[_Work[Any]]) -> list[tuple[_Work[Any], Any]]:
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    def ask_until(
+        self, deadline: float, question: Callable[[Any], T | None], final: Collection[T]
+    ) -> T | None:
+        """``question(cursor)`` on a connection of its own, asked again while the database does not
+        answer or the answer is not in ``final``, until ``deadline``: a final answer, or None."""
+        while True:
+            raw = None
+            try:
+                raw = self._connect()
+                answer = question(raw.cursor())
+                raw.close()
+                if answer in final:
+                    return answer
+            except Exception:
+                if raw is not None:
+                    raw.invalidate()
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(IN_DOUBT_POLL_SECONDS)
+
+    def count_change(self) -> None:
+        with self._changes_lock:
+            self.changes += 1
+
+    def _settle_decided(
+        self, connection: Any, cursor: Any, batch: list[_Work[Any]]
+    ) -> list[tuple[_Work[Any], Any]]:
         """Decide the batch's requests in one statement and answer every work that needs no more.
 
         The statement runs outside any transaction of ours, so it is one of its
-        own: committed (durably) when it returns, or, when it raises, not applied
-        at all. A work whose answer settles it is answered at once; the rest (and
-        every work, if the statement failed) is returned, with its answer, to run
-        in the batch's transaction.
+        own: committed (durably) when it returns, or, when it raises on a live
+        connection, not applied at all. A work whose answer settles it is answered
+        at once; the rest (and every work, if the statement failed) is returned,
+        with its answer, to run in the batch's transaction.
         """
         asking = [work for work in batch if work.request is not None]
         if self._decide_together is None or not asking:
             return [(work, None) for work in batch]
         try:
             decided = self._decide_together(cursor, [work.request for work in asking])
-        except Exception:
-            # Nothing was applied (one statement in autocommit): every work runs on its
-            # own and meets its own answer, e.g. after another process raced an insert.
+        except Exception as error:
+            if self._backend.lost(connection):
+                # Cut off: the statement may have committed. Its works are run again.
+                raise _DecisionInDoubt(asking) from error
+            # Nothing was applied: every work runs on its own and meets its own
+            # answer, e.g. after another process raced an insert.
             return [(work, None) for work in batch]
         answers = dict(zip(asking, decided, strict=True))
         left: list[tuple[_Work[Any], Any]] = []
@@ -231,6 +293,85 @@ class Writer:
             yield
         finally:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+
+class _InDoubt(BaseException):
+    """The connection was lost while work's changes were being committed: they may stay or not.
+
+    ``resolve(writer)`` runs on a thread of its own, finds out, and answers ``works``."""
+
+    def __init__(self, works: list[_Work[Any]]) -> None:
+        super().__init__()
+        self.works = works
+
+    def resolve(self, writer: Writer) -> None:
+        raise NotImplementedError
+
+
+class _CommitInDoubt(_InDoubt):
+    """A batch's COMMIT was cut off: the database keeps what became of the transaction by id."""
+
+    def __init__(
+        self, transaction_id: str, results: list[tuple[_Work[Any], bool, Any, bool]], wrote: bool
+    ) -> None:
+        super().__init__([work for work, *_ in results])
+        self.transaction_id = transaction_id
+        self.results = results
+        self.wrote = wrote
+
+    def resolve(self, writer: Writer) -> None:
+        deadline = time.monotonic() + IN_DOUBT_SECONDS
+        fate = writer.ask_until(
+            deadline,
+            lambda cursor: writer.backend.commit_status(cursor, self.transaction_id),
+            {"committed", "aborted"},
+        )
+        if fate == "committed":
+            if self.wrote:
+                writer.count_change()
+            for work, ok, value, _ in self.results:
+                _settle(work.future, ok, value)
+            return
+        failure: Exception = _unavailable(self.__cause__ or self) if fate == "aborted" else OutcomeUnknown()
+        for work in self.works:
+            _settle(work.future, False, failure)
+
+
+class _DecisionInDoubt(_InDoubt):
+    """A joint decision was cut off. Each of its works (placements, idempotent by order id) is run
+    again, in full, once the database answers: it finds what the cut-off statement did, or does
+    it now."""
+
+    def resolve(self, writer: Writer) -> None:
+        deadline = time.monotonic() + IN_DOUBT_SECONDS
+        for work in self.works:
+            _run_again(writer, work, deadline)
+
+
+def _run_again(writer: Writer, work: _Work[Any], deadline: float) -> None:
+    """Run a work whose first run may or may not have stayed, until one run is decided."""
+    if writer.ask_until(deadline, _reachable, {True}) is None:
+        _settle(work.future, False, OutcomeUnknown())
+        return
+
+    def answered(again: Future[Any]) -> None:
+        error = again.exception()
+        if isinstance(error, Unavailable):  # this run changed nothing; the first one still may have
+            if time.monotonic() < deadline:
+                threading.Thread(target=_run_again, args=(writer, work, deadline), daemon=True).start()
+            else:
+                _settle(work.future, False, OutcomeUnknown())
+        elif error is not None:
+            _settle(work.future, False, error)
+        else:
+            _settle(work.future, True, again.result())
+
+    writer.submit(work.run).add_done_callback(answered)
+
+
+def _reachable(cursor: Any) -> bool:
+    cursor.execute("SELECT 1")
+    return cursor.fetchone() is not None
 
 
 class _LockCycle(BaseException):
@@ -335,6 +476,17 @@ def _settle(future: Future[Any], ok: bool, value: Any) -> None:
             future.set_exception(value)
     except InvalidStateError:
         pass  # cancelled meanwhile
+
+
+def _fail_unsettled(
+    batch: list[_Work[Any]], error: BaseException | None, spare: Sequence[_Work[Any]] = ()
+) -> None:
+    """Answer the batch's works not answered yet (and not in ``spare``): they changed nothing."""
+    for work in batch:
+        if not work.future.done() and work not in spare:
+            _settle(
+                work.future, False, _unavailable(error or Unavailable("the database connection was lost"))
+            )
 
 
 def _unavailable(error: BaseException) -> Unavailable:

@@ -1,0 +1,116 @@
+"""A commit whose answer is lost on the way: PostgreSQL may have applied it or not.
+
+A proxy between the store and the server cuts the writer's connection at its
+COMMIT (or at the statement that places a batch of orders together), either
+after the server answered (the change stays; the store never heard) or before
+the statement left (nothing stays). The caller must hear what happened: the
+change when it stayed, ``Unavailable`` when nothing did, and ``OutcomeUnknown``
+only while the server cannot be asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import make_url
+
+import stockguard
+from conftest import POSTGRES_SERVER, empty_postgres_url, postgres_admin
+from cutting_proxy import CuttingProxy
+from stockguard import OrderStatus, OutcomeUnknown, Stockguard, Unavailable
+from stockguard.bootstrap import upgrade_database
+from stockguard.stores.sql import writer
+
+# The writer asks for its transaction's id just before it sends COMMIT.
+TRANSACTION_ID = b"pg_current_xact_id_if_assigned"
+
+
+@pytest.fixture
+def proxy() -> Iterator[CuttingProxy]:
+    server = make_url(POSTGRES_SERVER)
+    with CuttingProxy((server.host or "127.0.0.1", server.port or 5432)) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def sale(proxy: CuttingProxy) -> Iterator[tuple[Stockguard, str]]:
+    """A store reaching PostgreSQL through the proxy, with 5 bottles on sale and o-1 holding one;
+    and the schema's own URL, for looking behind the store's back."""
+    url = empty_postgres_url()
+    upgrade_database(url)
+    sg = stockguard.connect(proxy.url(url))
+    sg.put_item("maotai", "Maotai")
+    sg.receive("maotai", 5)
+    sg.put_listing("maotai-sale", "Maotai", [("maotai", 1)], "reserve", hold_seconds=600)
+    sg.place_order("o-1", "alice", [("maotai-sale", 1)])
+    try:
+        yield sg, url
+    finally:
+        sg.store.close()
+
+
+def status_in_database(url: str, order_id: str) -> str | None:
+    schema = str(make_url(url).query["options"]).split("=", 1)[1]
+    row = (
+        postgres_admin()
+        .execute(f"SELECT status FROM {schema}.orders WHERE order_id = %s", (order_id,))
+        .fetchone()
+    )
+    return None if row is None else str(row[0])
+
+
+def test_a_payment_whose_commit_was_answered_too_late_is_told_paid(
+    sale: tuple[Stockguard, str], proxy: CuttingProxy
+) -> None:
+    sg, url = sale
+    proxy.arm(b"COMMIT", after=TRANSACTION_ID, deliver=True)
+    paid = sg.pay("o-1")
+    assert proxy.cuts == 1
+    assert paid.status is OrderStatus.PAID
+    assert status_in_database(url, "o-1") == "paid"
+    assert sg.get_listing("maotai-sale").sellable == 4
+    assert sg.check() == []
+
+
+def test_a_cancellation_whose_commit_never_arrived_is_unavailable_and_changed_nothing(
+    sale: tuple[Stockguard, str], proxy: CuttingProxy
+) -> None:
+    sg, url = sale
+    proxy.arm(b"COMMIT", after=TRANSACTION_ID, deliver=False)
+    with pytest.raises(Unavailable):
+        sg.cancel("o-1")
+    assert proxy.cuts == 1
+    assert status_in_database(url, "o-1") == "reserved"
+    assert sg.get_order("o-1").status is OrderStatus.RESERVED
+    assert sg.get_listing("maotai-sale").sellable == 4
+    assert sg.cancel("o-1").status is OrderStatus.CANCELLED  # and the next try goes through
+
+
+def test_a_placement_whose_joint_decision_was_answered_too_late_is_told_its_order(
+    sale: tuple[Stockguard, str], proxy: CuttingProxy
+) -> None:
+    sg, url = sale
+    proxy.arm(b"stockguard_place_many", deliver=True)
+    placed = sg.place_order("o-2", "bob", [("maotai-sale", 2)])
+    assert proxy.cuts == 1
+    assert placed.order.order_id == "o-2"
+    assert not placed.created  # the cut statement placed it; running it again found it (HTTP: 200)
+    assert placed.order.status is OrderStatus.RESERVED
+    assert status_in_database(url, "o-2") == "reserved"
+    assert sg.get_listing("maotai-sale").sellable == 2  # placed once, not twice
+    assert sg.check() == []
+
+
+def test_a_commit_in_doubt_while_the_server_cannot_be_asked_is_outcome_unknown(
+    sale: tuple[Stockguard, str], proxy: CuttingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sg, url = sale
+    monkeypatch.setattr(writer, "IN_DOUBT_SECONDS", 1.0)
+    proxy.arm(b"COMMIT", after=TRANSACTION_ID, deliver=True, refuse_after=True)
+    with pytest.raises(OutcomeUnknown):
+        sg.pay("o-1")
+    assert status_in_database(url, "o-1") == "paid"  # it did stay: "unavailable" would have been a lie
+    proxy.refuse_new = False
+    assert sg.pay("o-1").status is OrderStatus.PAID  # paying again is safe and tells what happened
+    assert sg.check() == []
