@@ -10,7 +10,10 @@ only while the server cannot be asked.
 
 from __future__ import annotations
 
+import secrets
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -18,6 +21,7 @@ from sqlalchemy.engine import make_url
 import stockguard
 from conftest import POSTGRES_SERVER, empty_postgres_url, postgres_admin
 from cutting_proxy import CuttingProxy
+from redis_servers import REDIS_URL
 from stockguard import OrderStatus, OutcomeUnknown, Stockguard, Unavailable
 from stockguard.bootstrap import upgrade_database
 from stockguard.stores.sql import writer
@@ -44,6 +48,10 @@ def sale(proxy: CuttingProxy) -> Iterator[tuple[Stockguard, str]]:
     sg.receive("maotai", 5)
     sg.put_listing("maotai-sale", "Maotai", [("maotai", 1)], "reserve", hold_seconds=600)
     sg.place_order("o-1", "alice", [("maotai-sale", 1)])
+    # The writer's connection has run its COMMIT more often than psycopg's threshold for
+    # preparing a statement: from then on only the statement's name crosses the wire.
+    for n in range(6):
+        sg.put_item(f"spare-{n}", "Spare")
     try:
         yield sg, url
     finally:
@@ -114,3 +122,69 @@ def test_a_commit_in_doubt_while_the_server_cannot_be_asked_is_outcome_unknown(
     proxy.refuse_new = False
     assert sg.pay("o-1").status is OrderStatus.PAID  # paying again is safe and tells what happened
     assert sg.check() == []
+
+
+def test_a_gated_placement_found_after_its_answer_was_lost_keeps_its_tokens(proxy: CuttingProxy) -> None:
+    """Behind the Redis gate: the order the cut-off statement placed is found by running it again
+    (not created by that run), yet it is this request's own order, so the gate keeps its token.
+    Releasing it would put the gate a unit ahead of the store."""
+    url = empty_postgres_url()
+    upgrade_database(url)
+    prefix = f"sg-test-{secrets.token_hex(4)}"
+    sg = stockguard.connect(proxy.url(url), redis_url=REDIS_URL, redis_prefix=prefix)
+    try:
+        sg.put_item("maotai", "Maotai")
+        sg.receive("maotai", 3)
+        sg.put_listing("maotai-sale", "Maotai", [("maotai", 1)], "order")
+        assert sg.reconcile_gate() == 1
+        proxy.arm(b"stockguard_place_many", deliver=True)
+        placed = sg.place_order("o-1", "alice", [("maotai-sale", 1)])
+        assert proxy.cuts == 1
+        assert placed.order.order_id == "o-1"
+        assert sg.get_listing("maotai-sale").sellable == 2
+        assert sg.gate_drift() == []
+        assert sg.check() == []
+    finally:
+        sg.close()
+
+
+def test_a_store_closing_while_a_commit_is_in_doubt_answers_outcome_unknown_at_once(
+    sale: tuple[Stockguard, str], proxy: CuttingProxy
+) -> None:
+    """Closing does not wait out the asking, and no caller is left without an answer."""
+    sg, _ = sale
+    proxy.arm(b"COMMIT", after=TRANSACTION_ID, deliver=True, refuse_after=True)
+    outcome: list[BaseException] = []
+
+    def pay() -> None:
+        try:
+            sg.pay("o-1")
+        except BaseException as error:
+            outcome.append(error)
+
+    paying = threading.Thread(target=pay)
+    paying.start()
+    assert proxy.cut_done.wait(10)
+    sg.store.close()
+    paying.join(5)
+    assert not paying.is_alive()
+    assert [type(error) for error in outcome] == [OutcomeUnknown]
+    with pytest.raises(Unavailable):
+        sg.place_order("o-2", "bob", [("maotai-sale", 1)])  # a closed store takes no more work
+
+
+def test_a_commit_in_doubt_while_the_network_swallows_everything_is_outcome_unknown_in_time(
+    sale: tuple[Stockguard, str], proxy: CuttingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server cannot be reached and does not refuse either: every try to ask gives up on its
+    own (libpq's connect timeout), so the caller is answered instead of waiting on the asking
+    for good."""
+    sg, url = sale
+    monkeypatch.setattr(writer, "IN_DOUBT_SECONDS", 1.0)
+    proxy.arm(b"COMMIT", after=TRANSACTION_ID, deliver=True, silence_after=True)
+    paying = ThreadPoolExecutor(1).submit(sg.pay, "o-1")
+    with pytest.raises(OutcomeUnknown):
+        paying.result(timeout=60)  # without a connect timeout, the asking never returns
+    assert status_in_database(url, "o-1") == "paid"
+    proxy.silence_new = False
+    assert sg.pay("o-1").status is OrderStatus.PAID

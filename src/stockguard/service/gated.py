@@ -143,7 +143,7 @@ class GatedPlacement:
             # The order may be in the store: its tokens stay taken, which can only keep the gate
             # behind the store (`stockguard gate reconcile` loads it from the store again), never ahead.
             pass
-        elif error is not None or not settled.result().created:
+        elif error is not None or not _own_order(settled.result(), request):
             # Refused for another reason, or an order placed before the gate knew it.
             self._gate.release(listing_id, order_id)
         pass_on(settled, answer)
@@ -254,3 +254,11 @@ class GatedPlacement:
             ahead = presale.presale_left(tx, listing, levels, used) or 0
             sellable = rules.sellable(listing, levels, used) + ahead
             return listing, sellable, tx.live_lines(listing_id)
+
+
+def _own_order(placement: Placement, request: PlaceRequest) -> bool:
+    """The order was placed by this request: created now, or found by running the request again
+    after the answer to its first run was lost (that run placed it: it bears this request's moment).
+    An order placed by an earlier request, before the gate knew of it, was already left out of
+    the tokens the gate loaded from the store."""
+    return placement.created or placement.order.created_at == request.now

@@ -7,7 +7,8 @@ transaction class serve both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,19 @@ BUSY_TIMEOUT_MS = 60_000
 # Deadlock detected, serialization failure, and a unique key inserted by a
 # concurrent transaction (a racing replay of the same order id).
 _RETRYABLE = frozenset({"40P01", "40001", "23505"})
+# libpq settings for every PostgreSQL connection an operator's URL does not set: a server or a
+# network that goes silent is noticed within seconds (no acknowledgement of what was sent, no
+# answer to keepalives) instead of after the kernel's default of many minutes, so a writer
+# waiting on a dead connection fails and its commit can be asked about.
+_POSTGRES_LIVENESS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+# libpq's smallest connect timeout that it keeps (a smaller one is raised to 2 s).
+_MIN_CONNECT_TIMEOUT = 2
 
 
 def _sqlstate(error: BaseException) -> str | None:
@@ -35,6 +49,7 @@ class Backend:
     begin_write: str
     begin_read: str
     lock_path: Path | None  # writers of several processes queue on this file (SQLite)
+    connect_args: dict[str, Any] = field(default_factory=dict)  # what the engine adds to the URL's
 
     def retryable(self, error: BaseException) -> bool:
         """A conflict that running the same work again resolves (PostgreSQL's SQLSTATEs)."""
@@ -66,6 +81,17 @@ class Backend:
         cursor.execute("SELECT pg_current_xact_id_if_assigned()::text")
         row = cursor.fetchone()
         return None if row is None or row[0] is None else str(row[0])
+
+    def connect_for_asking(self, seconds_left: float) -> Any:
+        """A driver connection outside the pool, in autocommit, whose connecting gives up after
+        about ``seconds_left``: for asking about a commit in doubt while the server may be away."""
+        cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+        cparams = {**cparams, **self.connect_args}
+        if self.dialect is POSTGRESQL:
+            cparams["connect_timeout"] = max(_MIN_CONNECT_TIMEOUT, math.ceil(seconds_left))
+        connection = self.engine.dialect.connect(*cargs, **cparams)
+        connection.autocommit = True
+        return connection
 
     def commit_status(self, cursor: Any, transaction_id: str) -> str | None:
         """What became of a transaction: committed, aborted, in progress; None if unknown."""
@@ -125,8 +151,10 @@ def _sqlite(parsed: URL) -> Backend:
 
 
 def _postgresql(parsed: URL) -> Backend:
+    connect_args = {key: value for key, value in _POSTGRES_LIVENESS.items() if key not in parsed.query}
     engine = create_engine(
         parsed.set(drivername="postgresql+psycopg"),
+        connect_args=connect_args,
         pool_size=8,
         max_overflow=32,
         # No test query before each checkout: a dead connection is dropped when found (SqlStore._pooled).
@@ -140,4 +168,6 @@ def _postgresql(parsed: URL) -> Backend:
     # READ COMMITTED with row locks taken in sku order (FOR UPDATE) for
     # writers; a consistent snapshot for readers that read several tables.
     _begin_by_hand(engine, "BEGIN")
-    return Backend(engine, POSTGRESQL, "BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", None)
+    return Backend(
+        engine, POSTGRESQL, "BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", None, connect_args
+    )

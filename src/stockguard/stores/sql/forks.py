@@ -96,13 +96,15 @@ class KeptConnection:
         return self._connection
 
     def lost(self) -> None:
-        if self._connection is None:
+        connection, self._connection = self._connection, None  # the next get connects again, come what may
+        if connection is None:
             return  # connecting itself failed
-        self._connection.invalidate()
-        self._connection.close()
-        self._connection = None
-        if self._on_lost is not None:
-            self._on_lost()
+        try:
+            connection.invalidate()
+            connection.close()
+        finally:
+            if self._on_lost is not None:
+                self._on_lost()
 
     def close(self) -> None:
         if self._connection is not None:

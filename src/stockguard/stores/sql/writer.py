@@ -32,7 +32,9 @@ which placing by order id makes safe. Only when the database stays away for
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import queue
 import threading
 import time
@@ -47,6 +49,8 @@ from stockguard.stores.sql import forks
 from stockguard.stores.sql.engines import Backend
 
 T = TypeVar("T")
+
+log = logging.getLogger("stockguard.store")
 
 # Bounds how long one batch holds the database's write lock.
 MAX_BATCH = 64
@@ -100,6 +104,10 @@ class Writer:
         # answers decided together): what this process changed, and when.
         self.changes = 0
         self._changes_lock = threading.Lock()  # a commit found in doubt is counted by another thread
+        # Once closed, work is refused at once: queued after the writer's last batch, it would wait
+        # forever (a commit in doubt is still being asked about while the store closes).
+        self._closed = False
+        self._open_lock = threading.Lock()
 
     def submit(self, run: Callable[[Any, Any], T], request: Any = None) -> Future[T]:
         """Queue ``run(cursor, answer)``; the future resolves after the commit that holds its work.
@@ -107,10 +115,20 @@ class Writer:
         With a ``request``, ``answer`` is what ``decide_together`` answered for it
         (None where it was not decided)."""
         work: _Work[T] = _Work(run, request)
-        self._thread.put(work)
+        with self._open_lock:
+            if self._closed:
+                work.future.set_exception(Unavailable("the store is closed"))
+            else:
+                self._thread.put(work)
         return work.future
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
+        with self._open_lock:
+            self._closed = True
         self._thread.close()
 
     def _loop(self, waiting: queue.SimpleQueue[_Work[Any] | None]) -> None:
@@ -120,14 +138,14 @@ class Writer:
             try:
                 self._run_batch(connection.get(), batch)
             except _InDoubt as doubt:
-                connection.lost()
                 _fail_unsettled(batch, doubt.__cause__, spare=doubt.works)
                 threading.Thread(
-                    target=doubt.resolve, args=(self,), name="stockguard-in-doubt", daemon=True
+                    target=self._resolve, args=(doubt,), name="stockguard-in-doubt", daemon=True
                 ).start()
+                _drop(connection)
             except BaseException as error:  # the connection itself failed
                 _fail_unsettled(batch, error)
-                connection.lost()
+                _drop(connection)
         connection.close()
         if self._lock_file is not None:
             self._lock_file.close()
@@ -188,25 +206,41 @@ class Writer:
     def backend(self) -> Backend:
         return self._backend
 
+    def _resolve(self, doubt: _InDoubt) -> None:
+        """Find out what became of ``doubt`` and answer its works; a failure of the asking itself
+        leaves them ``OutcomeUnknown``, never unanswered."""
+        try:
+            doubt.resolve(self)
+        except BaseException:
+            log.exception("finding out what became of a commit in doubt failed")
+        for work in doubt.works:
+            if not work.future.done():
+                _settle(work.future, False, OutcomeUnknown())
+
     def ask_until(
         self, deadline: float, question: Callable[[Any], T | None], final: Collection[T]
     ) -> T | None:
         """``question(cursor)`` on a connection of its own, asked again while the database does not
-        answer or the answer is not in ``final``, until ``deadline``: a final answer, or None."""
-        while True:
+        answer or the answer is not in ``final``, until ``deadline`` (or until the writer closes):
+        a final answer, or None. No single try outlasts the time left by much: the connection
+        times out its connect and drops when the server stops acknowledging."""
+        while not self._closed:
             raw = None
             try:
-                raw = self._connect()
+                raw = self._backend.connect_for_asking(deadline - time.monotonic())
                 answer = question(raw.cursor())
-                raw.close()
                 if answer in final:
                     return answer
             except Exception:
+                pass  # not answering yet: asked again
+            finally:
                 if raw is not None:
-                    raw.invalidate()
+                    with contextlib.suppress(Exception):
+                        raw.close()
             if time.monotonic() >= deadline:
                 return None
             time.sleep(IN_DOUBT_POLL_SECONDS)
+        return None
 
     def count_change(self) -> None:
         with self._changes_lock:
@@ -298,7 +332,8 @@ class Writer:
 class _InDoubt(BaseException):
     """The connection was lost while work's changes were being committed: they may stay or not.
 
-    ``resolve(writer)`` runs on a thread of its own, finds out, and answers ``works``."""
+    ``resolve(writer)`` runs on a thread of its own, finds out, and answers ``works`` (those it
+    leaves unanswered hear ``OutcomeUnknown``)."""
 
     def __init__(self, works: list[_Work[Any]]) -> None:
         super().__init__()
@@ -344,29 +379,22 @@ class _DecisionInDoubt(_InDoubt):
 
     def resolve(self, writer: Writer) -> None:
         deadline = time.monotonic() + IN_DOUBT_SECONDS
-        for work in self.works:
-            _run_again(writer, work, deadline)
-
-
-def _run_again(writer: Writer, work: _Work[Any], deadline: float) -> None:
-    """Run a work whose first run may or may not have stayed, until one run is decided."""
-    if writer.ask_until(deadline, _reachable, {True}) is None:
-        _settle(work.future, False, OutcomeUnknown())
-        return
-
-    def answered(again: Future[Any]) -> None:
-        error = again.exception()
-        if isinstance(error, Unavailable):  # this run changed nothing; the first one still may have
-            if time.monotonic() < deadline:
-                threading.Thread(target=_run_again, args=(writer, work, deadline), daemon=True).start()
-            else:
-                _settle(work.future, False, OutcomeUnknown())
-        elif error is not None:
-            _settle(work.future, False, error)
-        else:
-            _settle(work.future, True, again.result())
-
-    writer.submit(work.run).add_done_callback(answered)
+        waiting = self.works
+        while waiting and writer.ask_until(deadline, _reachable, {True}) is not None:
+            runs = [(work, writer.submit(work.run)) for work in waiting]
+            waiting = []
+            for work, again in runs:
+                error = again.exception()  # the writer answers every work it takes, in time
+                if isinstance(error, Unavailable):
+                    waiting.append(work)  # this run changed nothing; the first one still may have
+                elif error is not None:
+                    _settle(work.future, False, error)
+                else:
+                    _settle(work.future, True, again.result())
+            if waiting and time.monotonic() >= deadline:
+                return  # those still waiting hear OutcomeUnknown
+            if waiting:
+                time.sleep(IN_DOUBT_POLL_SECONDS)
 
 
 def _reachable(cursor: Any) -> bool:
@@ -487,6 +515,14 @@ def _fail_unsettled(
             _settle(
                 work.future, False, _unavailable(error or Unavailable("the database connection was lost"))
             )
+
+
+def _drop(connection: forks.KeptConnection) -> None:
+    """Let a failed connection go; the writer carries on with a new one whatever happens here."""
+    try:
+        connection.lost()
+    except Exception:
+        log.exception("dropping the writer's lost database connection failed")
 
 
 def _unavailable(error: BaseException) -> Unavailable:
