@@ -7,7 +7,9 @@ applied; the requests after it get new connections and succeed.
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +19,8 @@ import stockguard
 from conftest import empty_postgres_url, postgres_admin
 from stockguard import Stockguard, Unavailable
 from stockguard.bootstrap import upgrade_database
+from stockguard.stores.sql.store import SqlStore
+from stockguard.stores.sql.watch import _own_connection
 
 
 @pytest.fixture
@@ -67,3 +71,40 @@ def test_reads_and_writes_recover_after_the_server_drops_every_connection(
         assert sg.check() == []
     finally:
         sg.store.close()
+
+
+def liveness(connection: Any) -> dict[str, int]:
+    """The TCP liveness settings of a driver connection's socket."""
+    sock = socket.socket(fileno=os.dup(connection.fileno()))
+    try:
+        return {
+            "keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            "idle": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            "interval": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            "count": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            "user_timeout_ms": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        }
+    finally:
+        sock.close()  # the duplicate only
+
+
+@pytest.mark.parametrize(
+    ("query", "idle"), [("", 5), ("&keepalives_idle=30", 30)], ids=["defaults", "operator-set"]
+)
+def test_every_connection_of_the_store_notices_a_silent_server_within_seconds(query: str, idle: int) -> None:
+    """Pooled connections (the writer's, the readers') and the stock listener's own carry TCP
+    keepalives and a user timeout: a server gone without a word is found in about 11 s, not after
+    the kernel's two hours. A setting in the operator's URL wins."""
+    url = empty_postgres_url() + query
+    upgrade_database(url)
+    store = stockguard.open_store(url)
+    assert isinstance(store, SqlStore)
+    pooled, listener = store.engine.raw_connection(), _own_connection(store.engine)
+    try:
+        expected = {"keepalive": 1, "idle": idle, "interval": 2, "count": 3, "user_timeout_ms": 10_000}
+        assert liveness(pooled.driver_connection) == expected
+        assert liveness(listener) == expected
+    finally:
+        pooled.close()
+        listener.close()
+        store.close()

@@ -22,12 +22,13 @@ BUSY_TIMEOUT_MS = 60_000
 # concurrent transaction (a racing replay of the same order id).
 _RETRYABLE = frozenset({"40P01", "40001", "23505"})
 # libpq settings for every PostgreSQL connection an operator's URL does not set: a server or a
-# network that goes silent is noticed within seconds (no acknowledgement of what was sent, no
-# answer to keepalives) instead of after the kernel's default of many minutes, so a writer
-# waiting on a dead connection fails and its commit can be asked about.
+# network that goes silent is noticed within seconds instead of after the kernel's default of
+# many minutes. Keepalives find a dead peer in about idle + interval * count = 11 s (a stock
+# listener, which only reads, learns it stopped hearing); unacknowledged writes give up after
+# 10 s (a writer waiting on a dead connection fails, and its commit can be asked about).
 _POSTGRES_LIVENESS = {
     "keepalives": 1,
-    "keepalives_idle": 10,
+    "keepalives_idle": 5,
     "keepalives_interval": 2,
     "keepalives_count": 3,
     "tcp_user_timeout": 10_000,

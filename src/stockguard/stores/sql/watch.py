@@ -8,17 +8,17 @@ listing changes other than by a sale); a thread of each store listens and
 counts what it hears. While it is not listening (not yet, or its connection
 dropped) it answers None, and every change it may have missed counts as one.
 Another process's change reaches this count a moment after its commit, the
-time a notification takes to arrive (well under a millisecond here). TCP
-keepalives on the listener find a server that vanished without a word within
-about 11 s; until then the count cannot tell.
+time a notification takes to arrive (well under a millisecond here). A
+listener only ever reads: the TCP keepalives every PostgreSQL connection of
+the store has (``engines``) find a server that vanished without a word (a
+failover, a dropped NAT entry) within about 11 s; until then the count cannot
+tell.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import threading
 from collections.abc import Hashable
 from typing import Any, Protocol
@@ -86,7 +86,6 @@ class PostgresNotifications:
                 self._stopping.wait(RECONNECT_SECONDS)
                 continue
             try:
-                _keep_alive(connection)
                 connection.execute(f"LISTEN {CHANNEL}")
                 self._heard += 1  # whatever happened while nobody listened
                 self._listening = True
@@ -100,27 +99,6 @@ class PostgresNotifications:
                 self._heard += 1
                 with contextlib.suppress(Exception):
                     connection.close()
-
-
-# A listener only ever reads: without keepalives, a server that vanished without a
-# reset (a failover, a dropped NAT entry) would leave it "listening" to nothing.
-# These find a dead peer in about KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT s.
-KEEPALIVE_IDLE = 5
-KEEPALIVE_INTERVAL = 2
-KEEPALIVE_COUNT = 3
-
-
-def _keep_alive(connection: Any) -> None:
-    """TCP keepalives on the listener's socket (a Unix socket has none and needs none)."""
-    sock = socket.socket(fileno=os.dup(connection.fileno()))
-    try:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_COUNT)
-    finally:
-        sock.close()  # closes the duplicate only
 
 
 def _own_connection(engine: Engine) -> Any:
