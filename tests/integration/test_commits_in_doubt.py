@@ -24,7 +24,6 @@ from cutting_proxy import CuttingProxy
 from redis_servers import REDIS_URL
 from stockguard import OrderStatus, OutcomeUnknown, Stockguard, Unavailable
 from stockguard.bootstrap import upgrade_database
-from stockguard.stores.sql import writer
 
 # The writer asks for its transaction's id just before it sends COMMIT.
 TRANSACTION_ID = b"pg_current_xact_id_if_assigned"
@@ -37,13 +36,12 @@ def proxy() -> Iterator[CuttingProxy]:
         yield proxy
 
 
-@pytest.fixture
-def sale(proxy: CuttingProxy) -> Iterator[tuple[Stockguard, str]]:
+def open_sale(proxy: CuttingProxy, query: str = "") -> Iterator[tuple[Stockguard, str]]:
     """A store reaching PostgreSQL through the proxy, with 5 bottles on sale and o-1 holding one;
     and the schema's own URL, for looking behind the store's back."""
     url = empty_postgres_url()
     upgrade_database(url)
-    sg = stockguard.connect(proxy.url(url))
+    sg = stockguard.connect(proxy.url(url) + query)
     sg.put_item("maotai", "Maotai")
     sg.receive("maotai", 5)
     sg.put_listing("maotai-sale", "Maotai", [("maotai", 1)], "reserve", hold_seconds=600)
@@ -56,6 +54,18 @@ def sale(proxy: CuttingProxy) -> Iterator[tuple[Stockguard, str]]:
         yield sg, url
     finally:
         sg.store.close()
+
+
+@pytest.fixture
+def sale(proxy: CuttingProxy) -> Iterator[tuple[Stockguard, str]]:
+    yield from open_sale(proxy)
+
+
+@pytest.fixture
+def impatient_sale(proxy: CuttingProxy) -> Iterator[tuple[Stockguard, str]]:
+    """The same, on a store that asks about a commit in doubt for 1 s only (the operator's
+    ``in_doubt_seconds`` in the URL; 10 s unless set)."""
+    yield from open_sale(proxy, "&in_doubt_seconds=1")
 
 
 def status_in_database(url: str, order_id: str) -> str | None:
@@ -111,10 +121,9 @@ def test_a_placement_whose_joint_decision_was_answered_too_late_is_told_its_orde
 
 
 def test_a_commit_in_doubt_while_the_server_cannot_be_asked_is_outcome_unknown(
-    sale: tuple[Stockguard, str], proxy: CuttingProxy, monkeypatch: pytest.MonkeyPatch
+    impatient_sale: tuple[Stockguard, str], proxy: CuttingProxy
 ) -> None:
-    sg, url = sale
-    monkeypatch.setattr(writer, "IN_DOUBT_SECONDS", 1.0)
+    sg, url = impatient_sale
     proxy.arm(b"COMMIT", after=TRANSACTION_ID, deliver=True, refuse_after=True)
     with pytest.raises(OutcomeUnknown):
         sg.pay("o-1")
@@ -174,13 +183,12 @@ def test_a_store_closing_while_a_commit_is_in_doubt_answers_outcome_unknown_at_o
 
 
 def test_a_commit_in_doubt_while_the_network_swallows_everything_is_outcome_unknown_in_time(
-    sale: tuple[Stockguard, str], proxy: CuttingProxy, monkeypatch: pytest.MonkeyPatch
+    impatient_sale: tuple[Stockguard, str], proxy: CuttingProxy
 ) -> None:
     """The server cannot be reached and does not refuse either: every try to ask gives up on its
     own (libpq's connect timeout), so the caller is answered instead of waiting on the asking
     for good."""
-    sg, url = sale
-    monkeypatch.setattr(writer, "IN_DOUBT_SECONDS", 1.0)
+    sg, url = impatient_sale
     proxy.arm(b"COMMIT", after=TRANSACTION_ID, deliver=True, silence_after=True)
     paying = ThreadPoolExecutor(1).submit(sg.pay, "o-1")
     with pytest.raises(OutcomeUnknown):
@@ -188,3 +196,9 @@ def test_a_commit_in_doubt_while_the_network_swallows_everything_is_outcome_unkn
     assert status_in_database(url, "o-1") == "paid"
     proxy.silence_new = False
     assert sg.pay("o-1").status is OrderStatus.PAID
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "soon", "nan", "inf", "601"])
+def test_an_in_doubt_time_out_of_range_is_refused_with_a_clear_error(seconds: str) -> None:
+    with pytest.raises(ValueError, match="in_doubt_seconds must be a number of seconds above 0"):
+        stockguard.connect(f"{empty_postgres_url()}&in_doubt_seconds={seconds}")

@@ -35,6 +35,11 @@ _POSTGRES_LIVENESS = {
 }
 # libpq's smallest connect timeout that it keeps (a smaller one is raised to 2 s).
 _MIN_CONNECT_TIMEOUT = 2
+# How long the fate of a commit cut off on its way is asked for before its callers hear
+# OutcomeUnknown: longer than a database takes to restart, shorter than an HTTP client's
+# patience. A PostgreSQL URL may set it (``?in_doubt_seconds=30``) where failovers take longer.
+IN_DOUBT_SECONDS = 10.0
+_MAX_IN_DOUBT_SECONDS = 600.0
 
 
 def _sqlstate(error: BaseException) -> str | None:
@@ -51,6 +56,7 @@ class Backend:
     begin_read: str
     lock_path: Path | None  # writers of several processes queue on this file (SQLite)
     connect_args: dict[str, Any] = field(default_factory=dict)  # what the engine adds to the URL's
+    in_doubt_seconds: float = IN_DOUBT_SECONDS
 
     def retryable(self, error: BaseException) -> bool:
         """A conflict that running the same work again resolves (PostgreSQL's SQLSTATEs)."""
@@ -151,7 +157,24 @@ def _sqlite(parsed: URL) -> Backend:
     return Backend(engine, SQLITE, "BEGIN IMMEDIATE", "BEGIN", lock_path)
 
 
+def _in_doubt_seconds(parsed: URL) -> float:
+    given = parsed.query.get("in_doubt_seconds")
+    if given is None:
+        return IN_DOUBT_SECONDS
+    try:
+        seconds = float(str(given))
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= _MAX_IN_DOUBT_SECONDS:
+        raise ValueError(
+            f"in_doubt_seconds must be a number of seconds above 0 and at most {_MAX_IN_DOUBT_SECONDS:g}"
+        )
+    return seconds
+
+
 def _postgresql(parsed: URL) -> Backend:
+    in_doubt_seconds = _in_doubt_seconds(parsed)
+    parsed = parsed.difference_update_query(["in_doubt_seconds"])  # stockguard's, not libpq's
     connect_args = {key: value for key, value in _POSTGRES_LIVENESS.items() if key not in parsed.query}
     engine = create_engine(
         parsed.set(drivername="postgresql+psycopg"),
@@ -170,5 +193,11 @@ def _postgresql(parsed: URL) -> Backend:
     # writers; a consistent snapshot for readers that read several tables.
     _begin_by_hand(engine, "BEGIN")
     return Backend(
-        engine, POSTGRESQL, "BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", None, connect_args
+        engine,
+        POSTGRESQL,
+        "BEGIN",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        None,
+        connect_args,
+        in_doubt_seconds,
     )

@@ -27,7 +27,8 @@ changed" when something did. The writer takes the transaction's id before it
 commits and, from a thread of its own, asks the database what became of it
 once it answers again; a joint decision cut off the same way is run again,
 which placing by order id makes safe. Only when the database stays away for
-``IN_DOUBT_SECONDS`` do those callers hear ``OutcomeUnknown``.
+the backend's ``in_doubt_seconds`` (10 s unless the URL says otherwise) do
+those callers hear ``OutcomeUnknown``.
 """
 
 from __future__ import annotations
@@ -56,9 +57,6 @@ log = logging.getLogger("stockguard.store")
 MAX_BATCH = 64
 # Runs of one piece of work that hit a retryable conflict before it fails as Unavailable.
 MAX_ATTEMPTS = 5
-# How long the fate of a cut-off commit is asked for before its callers hear OutcomeUnknown:
-# longer than a database takes to restart, shorter than an HTTP client's patience.
-IN_DOUBT_SECONDS = 10.0
 # Pause between questions while the database does not answer.
 IN_DOUBT_POLL_SECONDS = 0.2
 
@@ -355,7 +353,7 @@ class _CommitInDoubt(_InDoubt):
         self.wrote = wrote
 
     def resolve(self, writer: Writer) -> None:
-        deadline = time.monotonic() + IN_DOUBT_SECONDS
+        deadline = time.monotonic() + writer.backend.in_doubt_seconds
         fate = writer.ask_until(
             deadline,
             lambda cursor: writer.backend.commit_status(cursor, self.transaction_id),
@@ -378,7 +376,7 @@ class _DecisionInDoubt(_InDoubt):
     it now."""
 
     def resolve(self, writer: Writer) -> None:
-        deadline = time.monotonic() + IN_DOUBT_SECONDS
+        deadline = time.monotonic() + writer.backend.in_doubt_seconds
         waiting = self.works
         while waiting and writer.ask_until(deadline, _reachable, {True}) is not None:
             runs = [(work, writer.submit(work.run)) for work in waiting]
