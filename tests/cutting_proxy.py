@@ -7,7 +7,10 @@ there, in one of two ways:
 
 - ``deliver=True``: the statement reaches the server, which runs it and answers;
   the answer is thrown away and both sides are closed. The client saw its
-  COMMIT go out and never heard back, though the server committed.
+  COMMIT go out and never heard back, though the server committed. With
+  ``await_answer=False`` both sides are closed as soon as the statement has
+  left: a server busy with it (waiting on a lock, say) only learns its client
+  went when it answers.
 - ``deliver=False``: both sides are closed before the statement leaves. The
   server sees its client go mid-transaction and rolls back.
 
@@ -29,6 +32,8 @@ import threading
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from sqlalchemy.engine import make_url
+
 POSTGRES = ("127.0.0.1", 5432)
 # ReadyForQuery: the server's last message of every answer.
 _READY = b"Z\x00\x00\x00\x05"
@@ -43,6 +48,7 @@ class _Cut:
     deliver: bool
     refuse_after: bool  # refuse new connections from the moment of the cut
     silence_after: bool  # leave new connections unanswered from the moment of the cut
+    await_answer: bool  # with delivery: close once the server answered (else at once)
 
 
 @dataclass
@@ -85,7 +91,7 @@ class _Link:
     def __init__(self, client: socket.socket, server: socket.socket) -> None:
         self.client, self.server = client, server
         self.statements = _Statements()
-        self.primed = False  # ``after`` was seen on this connection
+        self.primed_for: _Cut | None = None  # the cut whose ``after`` was seen on this connection
         self.swallowing = False  # cut with delivery: the server's answer is being thrown away
         self.closed = threading.Event()
 
@@ -116,8 +122,8 @@ class CuttingProxy:
         """``database_url`` (on the target's host and port) through this proxy, in plain text
         (the proxy reads the statements)."""
         host, port = self._target
-        through = database_url.replace(f"@{host}:{port}/", f"@127.0.0.1:{self.port}/", 1)
-        return through + ("&" if "?" in through else "?") + "sslmode=disable"
+        through = make_url(database_url.replace(f"@{host}:{port}/", f"@127.0.0.1:{self.port}/", 1))
+        return through.update_query_dict({"sslmode": "disable"}).render_as_string(hide_password=False)
 
     def arm(
         self,
@@ -127,9 +133,10 @@ class CuttingProxy:
         after: bytes | None = None,
         refuse_after: bool = False,
         silence_after: bool = False,
+        await_answer: bool = True,
     ) -> None:
         with self._lock:
-            self._armed = _Cut(at, after, deliver, refuse_after, silence_after)
+            self._armed = _Cut(at, after, deliver, refuse_after, silence_after, await_answer)
             self.cut_done.clear()
 
     def close(self) -> None:
@@ -179,10 +186,12 @@ class CuttingProxy:
                 self.refuse_new = True
             if cut.silence_after:
                 self.silence_new = True
-            if cut.deliver:
+            if cut.deliver and cut.await_answer:
                 link.swallowing = True
                 _send(link.server, chunk)
                 return  # the downstream thread closes both once the answer is in
+            if cut.deliver:
+                _send(link.server, chunk)
             self._cut_made()
             link.close()
             return
@@ -197,7 +206,7 @@ class CuttingProxy:
                     self._cut_made()
                     link.close()
                     return
-                tail = chunk[-len(_READY) :]
+                tail = (tail + chunk)[-len(_READY) :]
                 continue
             if not _send(link.client, chunk):
                 break
@@ -211,8 +220,9 @@ class CuttingProxy:
             if cut is None:
                 return None
             for text in statements:
-                if cut.after is not None and not link.primed:
-                    link.primed = cut.after in text
+                if cut.after is not None and link.primed_for is not cut:
+                    if cut.after in text:
+                        link.primed_for = cut
                 elif cut.at in text:
                     self._armed = None
                     return cut

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -68,11 +70,14 @@ def impatient_sale(proxy: CuttingProxy) -> Iterator[tuple[Stockguard, str]]:
     yield from open_sale(proxy, "&in_doubt_seconds=1")
 
 
+def schema_of(url: str) -> str:
+    return str(make_url(url).query["options"]).split("=", 1)[1]
+
+
 def status_in_database(url: str, order_id: str) -> str | None:
-    schema = str(make_url(url).query["options"]).split("=", 1)[1]
     row = (
         postgres_admin()
-        .execute(f"SELECT status FROM {schema}.orders WHERE order_id = %s", (order_id,))
+        .execute(f"SELECT status FROM {schema_of(url)}.orders WHERE order_id = %s", (order_id,))
         .fetchone()
     )
     return None if row is None else str(row[0])
@@ -157,12 +162,17 @@ def test_a_gated_placement_found_after_its_answer_was_lost_keeps_its_tokens(prox
         sg.close()
 
 
+@pytest.mark.parametrize("server", ["refusing", "silent"])
 def test_a_store_closing_while_a_commit_is_in_doubt_answers_outcome_unknown_at_once(
-    sale: tuple[Stockguard, str], proxy: CuttingProxy
+    sale: tuple[Stockguard, str], proxy: CuttingProxy, server: str
 ) -> None:
-    """Closing does not wait out the asking, and no caller is left without an answer."""
+    """Closing does not wait out the asking (not even a try to connect that hangs on a silent
+    network), and no caller is left without an answer."""
     sg, _ = sale
-    proxy.arm(b"COMMIT", after=TRANSACTION_ID, deliver=True, refuse_after=True)
+    refusing = server == "refusing"
+    proxy.arm(
+        b"COMMIT", after=TRANSACTION_ID, deliver=True, refuse_after=refusing, silence_after=not refusing
+    )
     outcome: list[BaseException] = []
 
     def pay() -> None:
@@ -202,3 +212,25 @@ def test_a_commit_in_doubt_while_the_network_swallows_everything_is_outcome_unkn
 def test_an_in_doubt_time_out_of_range_is_refused_with_a_clear_error(seconds: str) -> None:
     with pytest.raises(ValueError, match="in_doubt_seconds must be a number of seconds above 0"):
         stockguard.connect(f"{empty_postgres_url()}&in_doubt_seconds={seconds}")
+
+
+def test_a_joint_placement_cut_off_while_it_waits_on_a_lock_is_ended_before_it_is_run_again(
+    sale: tuple[Stockguard, str], proxy: CuttingProxy
+) -> None:
+    """The server learns that its client went only when it answers: a cut-off statement waiting
+    on a lock still runs, and commits, afterwards. Run again beside it, the placement would wait
+    behind it, find the last bottle taken by its own first run, and answer sold out for an order
+    that was placed. The writer ends the cut-off session first, so the first run never lands."""
+    sg, url = sale
+    sg.place_order("o-2", "bob", [("maotai-sale", 3)])  # one bottle left
+    with psycopg.connect(POSTGRES_SERVER) as other:
+        other.execute(f"SELECT on_hand FROM {schema_of(url)}.levels WHERE sku = 'maotai' FOR UPDATE")
+        proxy.arm(b"stockguard_place_many", deliver=True, await_answer=False)
+        placing = ThreadPoolExecutor(1).submit(sg.place_order, "o-3", "carol", [("maotai-sale", 1)])
+        assert proxy.cut_done.wait(10)
+        time.sleep(2)  # the writer asks, ends the session and runs the placement again meanwhile
+    placed = placing.result(timeout=60)  # the lock is let go: the one run left goes through
+    assert placed.order.order_id == "o-3"
+    assert status_in_database(url, "o-3") == "reserved"
+    assert sg.get_listing("maotai-sale").sellable == 0
+    assert sg.check() == []

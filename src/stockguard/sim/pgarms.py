@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from stockguard import Deduction, SoldOut, Stockguard, connect
 from stockguard.domain.model import HOLDING_STATUSES
+from stockguard.stores.sql.engines import STORE_SETTINGS
 from stockguard.stores.sql.store import SqlStore
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -57,6 +58,8 @@ def conninfo(url: str) -> str:
         raise ValueError(f"not a PostgreSQL URL: {url}")
     params: dict[str, Any] = parsed.translate_connect_args(username="user", database="dbname")
     for key, value in parsed.query.items():
+        if key in STORE_SETTINGS:
+            continue  # read by stockguard's store, unknown to libpq
         params[key] = value if isinstance(value, str) else value[-1]
     return make_conninfo("", **params)
 

@@ -23,10 +23,12 @@ BUSY_TIMEOUT_MS = 60_000
 _RETRYABLE = frozenset({"40P01", "40001", "23505"})
 # libpq settings for every PostgreSQL connection an operator's URL does not set: a server or a
 # network that goes silent is noticed within seconds instead of after the kernel's default of
-# many minutes. Keepalives find a dead peer in about idle + interval * count = 11 s (a stock
-# listener, which only reads, learns it stopped hearing); unacknowledged writes give up after
-# 10 s (a writer waiting on a dead connection fails, and its commit can be asked about).
+# many minutes. Connecting gives up after 10 s (psycopg's default: 130). Keepalives find a dead
+# peer in about idle + interval * count = 11 s (a stock listener, which only reads, learns it
+# stopped hearing); unacknowledged writes give up after 10 s (a writer waiting on a dead
+# connection fails, and its commit can be asked about).
 _POSTGRES_LIVENESS = {
+    "connect_timeout": 10,
     "keepalives": 1,
     "keepalives_idle": 5,
     "keepalives_interval": 2,
@@ -40,6 +42,15 @@ _MIN_CONNECT_TIMEOUT = 2
 # patience. A PostgreSQL URL may set it (``?in_doubt_seconds=30``) where failovers take longer.
 IN_DOUBT_SECONDS = 10.0
 _MAX_IN_DOUBT_SECONDS = 600.0
+# Settings of a PostgreSQL URL that the store reads and libpq does not know.
+STORE_SETTINGS = frozenset({"in_doubt_seconds"})
+# One try at asking connects for at most this long (then tries again, if time is left).
+ASK_CONNECT_SECONDS = 5
+# How long ending a cut-off session waits for it to be gone, per try.
+END_SESSION_WAIT_MS = 1000
+
+# A server session: PostgreSQL's backend pid and its start time.
+Session = tuple[int, Any]
 
 
 def _sqlstate(error: BaseException) -> str | None:
@@ -55,7 +66,8 @@ class Backend:
     begin_write: str
     begin_read: str
     lock_path: Path | None  # writers of several processes queue on this file (SQLite)
-    connect_args: dict[str, Any] = field(default_factory=dict)  # what the engine adds to the URL's
+    # What the engine adds to the URL's settings (not part of the backend's identity).
+    connect_args: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     in_doubt_seconds: float = IN_DOUBT_SECONDS
 
     def retryable(self, error: BaseException) -> bool:
@@ -91,14 +103,43 @@ class Backend:
 
     def connect_for_asking(self, seconds_left: float) -> Any:
         """A driver connection outside the pool, in autocommit, whose connecting gives up after
-        about ``seconds_left``: for asking about a commit in doubt while the server may be away."""
+        about ``seconds_left`` (at most ``ASK_CONNECT_SECONDS``, so a closing store is not kept
+        waiting): for asking about a commit in doubt while the server may be away."""
         cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
         cparams = {**cparams, **self.connect_args}
         if self.dialect is POSTGRESQL:
-            cparams["connect_timeout"] = max(_MIN_CONNECT_TIMEOUT, math.ceil(seconds_left))
+            cparams["connect_timeout"] = max(
+                _MIN_CONNECT_TIMEOUT, math.ceil(min(seconds_left, ASK_CONNECT_SECONDS))
+            )
         connection = self.engine.dialect.connect(*cargs, **cparams)
         connection.autocommit = True
         return connection
+
+    def session(self, cursor: Any) -> Session | None:
+        """The server session a connection is (PostgreSQL: its backend's pid and start, which
+        together never name another session), or None where no session can outlive its client."""
+        if self.dialect is SQLITE:
+            return None
+        cursor.execute("SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+        row = cursor.fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def end_session(self, cursor: Any, session: Session) -> bool:
+        """End a session whose client is gone, and answer whether it has ended.
+
+        A server learns that its client went only when it next writes to it, so a session cut
+        off mid-statement may still run that statement, or sit in its transaction holding its
+        locks. Ending it makes the fate of its transaction final: committed if its COMMIT was
+        through, rolled back otherwise. The server lets a role end its own sessions.
+        """
+        pid, started = session
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity "
+            "WHERE pid = %s AND backend_start = %s",
+            (END_SESSION_WAIT_MS, pid, started),
+        )
+        row = cursor.fetchone()
+        return row is None or bool(row[0])  # gone already, or ended now
 
     def commit_status(self, cursor: Any, transaction_id: str) -> str | None:
         """What became of a transaction: committed, aborted, in progress; None if unknown."""
@@ -174,7 +215,7 @@ def _in_doubt_seconds(parsed: URL) -> float:
 
 def _postgresql(parsed: URL) -> Backend:
     in_doubt_seconds = _in_doubt_seconds(parsed)
-    parsed = parsed.difference_update_query(["in_doubt_seconds"])  # stockguard's, not libpq's
+    parsed = parsed.difference_update_query(STORE_SETTINGS)  # stockguard's, not libpq's
     connect_args = {key: value for key, value in _POSTGRES_LIVENESS.items() if key not in parsed.query}
     engine = create_engine(
         parsed.set(drivername="postgresql+psycopg"),

@@ -8,6 +8,7 @@ compare on every call than asking the kernel for the pid.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+log = logging.getLogger("stockguard.store")
 
 _forks_seen = [0]
 os.register_at_fork(after_in_child=lambda: _forks_seen.__setitem__(0, _forks_seen[0] + 1))
@@ -96,15 +99,18 @@ class KeptConnection:
         return self._connection
 
     def lost(self) -> None:
+        """Let the failed connection go. Never raises: the thread that keeps it carries on with
+        a new one whatever happens here."""
         connection, self._connection = self._connection, None  # the next get connects again, come what may
         if connection is None:
             return  # connecting itself failed
         try:
             connection.invalidate()
             connection.close()
-        finally:
             if self._on_lost is not None:
                 self._on_lost()
+        except Exception:
+            log.warning("letting a lost database connection go failed", exc_info=True)
 
     def close(self) -> None:
         if self._connection is not None:

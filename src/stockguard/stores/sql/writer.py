@@ -47,7 +47,7 @@ from typing import IO, Any, Generic, TypeVar
 
 from stockguard.domain.errors import OutcomeUnknown, Unavailable
 from stockguard.stores.sql import forks
-from stockguard.stores.sql.engines import Backend
+from stockguard.stores.sql.engines import Backend, Session
 
 T = TypeVar("T")
 
@@ -106,6 +106,10 @@ class Writer:
         # forever (a commit in doubt is still being asked about while the store closes).
         self._closed = False
         self._open_lock = threading.Lock()
+        self._in_doubt: set[_Work[Any]] = set()  # works a resolver answers; answered by close()
+        # The server session of the writer's current connection, asked once per connection.
+        self._session: Session | None = None
+        self._session_of: Any = None
 
     def submit(self, run: Callable[[Any, Any], T], request: Any = None) -> Future[T]:
         """Queue ``run(cursor, answer)``; the future resolves after the commit that holds its work.
@@ -120,13 +124,13 @@ class Writer:
                 self._thread.put(work)
         return work.future
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
         with self._open_lock:
             self._closed = True
+            in_doubt, self._in_doubt = self._in_doubt, set()
+        # Their resolvers stop asking at their next try; their callers need not wait for it.
+        for work in in_doubt:
+            _settle(work.future, False, OutcomeUnknown())
         self._thread.close()
 
     def _loop(self, waiting: queue.SimpleQueue[_Work[Any] | None]) -> None:
@@ -137,19 +141,19 @@ class Writer:
                 self._run_batch(connection.get(), batch)
             except _InDoubt as doubt:
                 _fail_unsettled(batch, doubt.__cause__, spare=doubt.works)
-                threading.Thread(
-                    target=self._resolve, args=(doubt,), name="stockguard-in-doubt", daemon=True
-                ).start()
-                _drop(connection)
+                self._start_resolving(doubt)
+                connection.lost()
             except BaseException as error:  # the connection itself failed
                 _fail_unsettled(batch, error)
-                _drop(connection)
+                connection.lost()
         connection.close()
         if self._lock_file is not None:
             self._lock_file.close()
 
     def _run_batch(self, connection: Any, batch: list[_Work[Any]]) -> None:
         cursor = connection.cursor()
+        if self._session_of is not connection:  # a new connection: which session it is
+            self._session, self._session_of = self._backend.session(cursor), connection
         committed: list[tuple[_Work[Any], bool, Any, bool]] = []
         try:
             with self._process_lock():
@@ -194,7 +198,7 @@ class Writer:
                     cursor.execute("ROLLBACK")
                 raise
             if transaction_id is not None:
-                raise _CommitInDoubt(transaction_id, results, wrote) from error
+                raise _CommitInDoubt(transaction_id, self._session, results, wrote) from error
             raise  # lost before COMMIT was sent, or a transaction that wrote nothing: nothing stays
         if wrote:
             self.count_change()  # before anybody hears of the change
@@ -204,13 +208,39 @@ class Writer:
     def backend(self) -> Backend:
         return self._backend
 
+    def _start_resolving(self, doubt: _InDoubt) -> None:
+        with self._open_lock:
+            if self._closed:
+                for work in doubt.works:
+                    _settle(work.future, False, OutcomeUnknown())
+                return
+            self._in_doubt.update(doubt.works)
+        doubt.deadline = time.monotonic() + self._backend.in_doubt_seconds
+        try:
+            resolver = threading.Thread(target=self._resolve, args=(doubt,), name="stockguard-in-doubt")
+            resolver.daemon = True
+            resolver.start()
+        except BaseException:
+            log.exception("cannot start asking about a commit in doubt")
+            self._resolve_failed(doubt)
+
     def _resolve(self, doubt: _InDoubt) -> None:
         """Find out what became of ``doubt`` and answer its works; a failure of the asking itself
         leaves them ``OutcomeUnknown``, never unanswered."""
+        session = doubt.session
         try:
-            doubt.resolve(self)
+            if session is None or self.ask_until(
+                doubt.deadline, lambda cursor: self._backend.end_session(cursor, session), {True}
+            ):
+                doubt.resolve(self)
         except BaseException:
             log.exception("finding out what became of a commit in doubt failed")
+        self._resolve_failed(doubt)
+
+    def _resolve_failed(self, doubt: _InDoubt) -> None:
+        """Whatever of ``doubt`` is still unanswered can no longer be told: OutcomeUnknown."""
+        with self._open_lock:
+            self._in_doubt.difference_update(doubt.works)
         for work in doubt.works:
             if not work.future.done():
                 _settle(work.future, False, OutcomeUnknown())
@@ -263,7 +293,7 @@ class Writer:
         except Exception as error:
             if self._backend.lost(connection):
                 # Cut off: the statement may have committed. Its works are run again.
-                raise _DecisionInDoubt(asking) from error
+                raise _DecisionInDoubt(asking, self._session) from error
             # Nothing was applied: every work runs on its own and meets its own
             # answer, e.g. after another process raced an insert.
             return [(work, None) for work in batch]
@@ -333,11 +363,16 @@ class _InDoubt(BaseException):
     ``resolve(writer)`` runs on a thread of its own, finds out, and answers ``works`` (those it
     leaves unanswered hear ``OutcomeUnknown``)."""
 
-    def __init__(self, works: list[_Work[Any]]) -> None:
+    def __init__(self, works: list[_Work[Any]], session: Session | None) -> None:
         super().__init__()
         self.works = works
+        # The session that was cut off: ended first, so that nothing it still runs can change
+        # the answer afterwards (a COMMIT not yet through, a statement waiting on a lock).
+        self.session = session
+        self.deadline = 0.0  # monotonic; set when the asking starts
 
     def resolve(self, writer: Writer) -> None:
+        """Called once the cut-off session has ended: find out, and answer the works."""
         raise NotImplementedError
 
 
@@ -345,17 +380,20 @@ class _CommitInDoubt(_InDoubt):
     """A batch's COMMIT was cut off: the database keeps what became of the transaction by id."""
 
     def __init__(
-        self, transaction_id: str, results: list[tuple[_Work[Any], bool, Any, bool]], wrote: bool
+        self,
+        transaction_id: str,
+        session: Session | None,
+        results: list[tuple[_Work[Any], bool, Any, bool]],
+        wrote: bool,
     ) -> None:
-        super().__init__([work for work, *_ in results])
+        super().__init__([work for work, *_ in results], session)
         self.transaction_id = transaction_id
         self.results = results
         self.wrote = wrote
 
     def resolve(self, writer: Writer) -> None:
-        deadline = time.monotonic() + writer.backend.in_doubt_seconds
         fate = writer.ask_until(
-            deadline,
+            self.deadline,
             lambda cursor: writer.backend.commit_status(cursor, self.transaction_id),
             {"committed", "aborted"},
         )
@@ -376,13 +414,16 @@ class _DecisionInDoubt(_InDoubt):
     it now."""
 
     def resolve(self, writer: Writer) -> None:
-        deadline = time.monotonic() + writer.backend.in_doubt_seconds
+        deadline = self.deadline
         waiting = self.works
         while waiting and writer.ask_until(deadline, _reachable, {True}) is not None:
             runs = [(work, writer.submit(work.run)) for work in waiting]
             waiting = []
             for work, again in runs:
-                error = again.exception()  # the writer answers every work it takes, in time
+                try:
+                    error = again.exception(timeout=max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    return  # not run again in time: those left hear OutcomeUnknown
                 if isinstance(error, Unavailable):
                     waiting.append(work)  # this run changed nothing; the first one still may have
                 elif error is not None:
@@ -513,14 +554,6 @@ def _fail_unsettled(
             _settle(
                 work.future, False, _unavailable(error or Unavailable("the database connection was lost"))
             )
-
-
-def _drop(connection: forks.KeptConnection) -> None:
-    """Let a failed connection go; the writer carries on with a new one whatever happens here."""
-    try:
-        connection.lost()
-    except Exception:
-        log.exception("dropping the writer's lost database connection failed")
 
 
 def _unavailable(error: BaseException) -> Unavailable:
