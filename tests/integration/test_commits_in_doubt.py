@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -214,23 +214,57 @@ def test_an_in_doubt_time_out_of_range_is_refused_with_a_clear_error(seconds: st
         stockguard.connect(f"{empty_postgres_url()}&in_doubt_seconds={seconds}")
 
 
+@pytest.fixture
+def named_sale(proxy: CuttingProxy) -> Iterator[tuple[Stockguard, str, str]]:
+    """The sale on a store whose connections carry a name of their own (to find its sessions)."""
+    name = f"sg-doubt-{secrets.token_hex(4)}"
+    for sg, url in open_sale(proxy, f"&application_name={name}"):
+        yield sg, url, name
+
+
+def waiting_on_locks(name: str) -> list[str]:
+    """The statements the store's sessions are running while they wait on a lock."""
+    rows = postgres_admin().execute(
+        "SELECT query FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+        (name,),
+    )
+    return [str(query) for (query,) in rows.fetchall()]
+
+
 def test_a_joint_placement_cut_off_while_it_waits_on_a_lock_is_ended_before_it_is_run_again(
-    sale: tuple[Stockguard, str], proxy: CuttingProxy
+    named_sale: tuple[Stockguard, str, str], proxy: CuttingProxy
 ) -> None:
     """The server learns that its client went only when it answers: a cut-off statement waiting
     on a lock still runs, and commits, afterwards. Run again beside it, the placement would wait
     behind it, find the last bottle taken by its own first run, and answer sold out for an order
     that was placed. The writer ends the cut-off session first, so the first run never lands."""
-    sg, url = sale
+    sg, url, name = named_sale
     sg.place_order("o-2", "bob", [("maotai-sale", 3)])  # one bottle left
     with psycopg.connect(POSTGRES_SERVER) as other:
         other.execute(f"SELECT on_hand FROM {schema_of(url)}.levels WHERE sku = 'maotai' FOR UPDATE")
         proxy.arm(b"stockguard_place_many", deliver=True, await_answer=False)
         placing = ThreadPoolExecutor(1).submit(sg.place_order, "o-3", "carol", [("maotai-sale", 1)])
         assert proxy.cut_done.wait(10)
-        time.sleep(2)  # the writer asks, ends the session and runs the placement again meanwhile
+        # The cut-off statement waited on the lock; it is ended, and only then is the placement
+        # run again (one order at a time, not the joint statement), to wait in its place.
+        ended_then_run_again = wait_until(lambda: run_again_alone(waiting_on_locks(name)))
     placed = placing.result(timeout=60)  # the lock is let go: the one run left goes through
+    assert ended_then_run_again
     assert placed.order.order_id == "o-3"
     assert status_in_database(url, "o-3") == "reserved"
     assert sg.get_listing("maotai-sale").sellable == 0
     assert sg.check() == []
+
+
+def run_again_alone(waiting: list[str]) -> bool:
+    return len(waiting) == 1 and "stockguard_place(" in waiting[0]  # not stockguard_place_many(
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30) -> bool:
+    """Whether ``condition`` held within ``timeout`` seconds (asked every 0.1 s)."""
+    give_up = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.1)
+    return True

@@ -46,8 +46,6 @@ _MAX_IN_DOUBT_SECONDS = 600.0
 STORE_SETTINGS = frozenset({"in_doubt_seconds"})
 # One try at asking connects for at most this long (then tries again, if time is left).
 ASK_CONNECT_SECONDS = 5
-# How long ending a cut-off session waits for it to be gone, per try.
-END_SESSION_WAIT_MS = 1000
 
 # A server session: PostgreSQL's backend pid and its start time.
 Session = tuple[int, Any]
@@ -117,29 +115,36 @@ class Backend:
 
     def session(self, cursor: Any) -> Session | None:
         """The server session a connection is (PostgreSQL: its backend's pid and start, which
-        together never name another session), or None where no session can outlive its client."""
+        together never name another session), or None where it cannot be told (SQLite has
+        none; a PostgreSQL role may be unable to read its own session's start)."""
         if self.dialect is SQLITE:
             return None
         cursor.execute("SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
         row = cursor.fetchone()
-        return None if row is None else (row[0], row[1])
+        return None if row is None or row[1] is None else (row[0], row[1])
 
     def end_session(self, cursor: Any, session: Session) -> bool:
-        """End a session whose client is gone, and answer whether it has ended.
+        """Whether a session whose client is gone has ended; if not, ask it to end (the next
+        question tells).
 
         A server learns that its client went only when it next writes to it, so a session cut
         off mid-statement may still run that statement, or sit in its transaction holding its
-        locks. Ending it makes the fate of its transaction final: committed if its COMMIT was
-        through, rolled back otherwise. The server lets a role end its own sessions.
+        locks. Once it has ended, the fate of its transaction is final: committed if its COMMIT
+        was through, rolled back otherwise. The server lets a role end its own sessions.
         """
         pid, started = session
         cursor.execute(
-            "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity "
-            "WHERE pid = %s AND backend_start = %s",
-            (END_SESSION_WAIT_MS, pid, started),
+            "SELECT backend_start, CASE WHEN backend_start = %s THEN pg_terminate_backend(pid) END "
+            "FROM pg_stat_activity WHERE pid = %s",
+            (started, pid),
         )
         row = cursor.fetchone()
-        return row is None or bool(row[0])  # gone already, or ended now
+        if row is None:
+            return True  # no process has that pid: ended
+        running_since = row[0]
+        # Another session under a reused pid means ours ended; a start this role may not read
+        # proves nothing (asked again, and in the end its callers hear OutcomeUnknown).
+        return running_since is not None and running_since != started
 
     def commit_status(self, cursor: Any, transaction_id: str) -> str | None:
         """What became of a transaction: committed, aborted, in progress; None if unknown."""

@@ -107,10 +107,13 @@ class KeptConnection:
         try:
             connection.invalidate()
             connection.close()
-            if self._on_lost is not None:
-                self._on_lost()
         except Exception:
             log.warning("letting a lost database connection go failed", exc_info=True)
+        if self._on_lost is not None:
+            try:
+                self._on_lost()
+            except Exception:
+                log.warning("telling the pool of a lost database connection failed", exc_info=True)
 
     def close(self) -> None:
         if self._connection is not None:

@@ -153,7 +153,7 @@ class Writer:
     def _run_batch(self, connection: Any, batch: list[_Work[Any]]) -> None:
         cursor = connection.cursor()
         if self._session_of is not connection:  # a new connection: which session it is
-            self._session, self._session_of = self._backend.session(cursor), connection
+            self._session, self._session_of = self._session_or_none(connection, cursor), connection
         committed: list[tuple[_Work[Any], bool, Any, bool]] = []
         try:
             with self._process_lock():
@@ -208,6 +208,17 @@ class Writer:
     def backend(self) -> Backend:
         return self._backend
 
+    def _session_or_none(self, connection: Any, cursor: Any) -> Session | None:
+        """This connection's session; None if it cannot be told, which leaves a joint decision
+        cut off on it OutcomeUnknown, not run again (and writing goes on)."""
+        try:
+            return self._backend.session(cursor)
+        except Exception:
+            if self._backend.lost(connection):
+                raise
+            log.warning("cannot tell the writer connection's server session", exc_info=True)
+            return None
+
     def _start_resolving(self, doubt: _InDoubt) -> None:
         with self._open_lock:
             if self._closed:
@@ -227,12 +238,8 @@ class Writer:
     def _resolve(self, doubt: _InDoubt) -> None:
         """Find out what became of ``doubt`` and answer its works; a failure of the asking itself
         leaves them ``OutcomeUnknown``, never unanswered."""
-        session = doubt.session
         try:
-            if session is None or self.ask_until(
-                doubt.deadline, lambda cursor: self._backend.end_session(cursor, session), {True}
-            ):
-                doubt.resolve(self)
+            doubt.resolve(self)
         except BaseException:
             log.exception("finding out what became of a commit in doubt failed")
         self._resolve_failed(doubt)
@@ -372,8 +379,12 @@ class _InDoubt(BaseException):
         self.deadline = 0.0  # monotonic; set when the asking starts
 
     def resolve(self, writer: Writer) -> None:
-        """Called once the cut-off session has ended: find out, and answer the works."""
+        """Find out, and answer the works."""
         raise NotImplementedError
+
+    def end_session(self, writer: Writer, cursor: Any) -> bool:
+        """Whether the cut-off session has ended (asked to end if not); False if unknown."""
+        return self.session is not None and writer.backend.end_session(cursor, self.session)
 
 
 class _CommitInDoubt(_InDoubt):
@@ -393,9 +404,7 @@ class _CommitInDoubt(_InDoubt):
 
     def resolve(self, writer: Writer) -> None:
         fate = writer.ask_until(
-            self.deadline,
-            lambda cursor: writer.backend.commit_status(cursor, self.transaction_id),
-            {"committed", "aborted"},
+            self.deadline, lambda cursor: self._fate(writer, cursor), {"committed", "aborted"}
         )
         if fate == "committed":
             if self.wrote:
@@ -407,6 +416,14 @@ class _CommitInDoubt(_InDoubt):
         for work in self.works:
             _settle(work.future, False, failure)
 
+    def _fate(self, writer: Writer, cursor: Any) -> str | None:
+        # Committed or aborted is final whether the session has ended or not; ending it only
+        # turns a transaction that stays "in progress" (its session waiting for a client that
+        # is gone) into an answer.
+        with contextlib.suppress(Exception):
+            self.end_session(writer, cursor)
+        return writer.backend.commit_status(cursor, self.transaction_id)
+
 
 class _DecisionInDoubt(_InDoubt):
     """A joint decision was cut off. Each of its works (placements, idempotent by order id) is run
@@ -415,6 +432,10 @@ class _DecisionInDoubt(_InDoubt):
 
     def resolve(self, writer: Writer) -> None:
         deadline = self.deadline
+        # Run again only once the cut-off statement cannot run on: beside it, the placement would
+        # find the stock its own first run took and answer a refusal for a placed order.
+        if writer.ask_until(deadline, lambda cursor: self.end_session(writer, cursor), {True}) is None:
+            return  # the session cannot be ended, or told apart: its works hear OutcomeUnknown
         waiting = self.works
         while waiting and writer.ask_until(deadline, _reachable, {True}) is not None:
             runs = [(work, writer.submit(work.run)) for work in waiting]
