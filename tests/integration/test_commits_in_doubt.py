@@ -268,3 +268,49 @@ def wait_until(condition: Callable[[], object], timeout: float = 30) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+@pytest.fixture
+def stranger_role() -> Iterator[str]:
+    """A role that may use the store's tables but not read the statistics of the login role
+    (``postgres``): sessions that switch to it cannot read their own session's start."""
+    role = f"sg_doubt_{secrets.token_hex(4)}"
+    admin = postgres_admin()
+    admin.execute(f"CREATE ROLE {role}")
+    try:
+        yield role
+    finally:
+        admin.execute(f"DROP OWNED BY {role}")
+        admin.execute(f"DROP ROLE {role}")
+
+
+def test_a_joint_placement_cut_off_on_a_session_that_cannot_be_told_is_outcome_unknown(
+    proxy: CuttingProxy, stranger_role: str
+) -> None:
+    """Without its session's start the writer cannot tell its cut-off session from another under
+    the same pid, so it cannot make sure the session has ended: it does not run the placement
+    again beside what may still run, and says it cannot tell."""
+    url = empty_postgres_url()
+    upgrade_database(url)
+    schema = schema_of(url)
+    admin = postgres_admin()
+    admin.execute(f"GRANT USAGE ON SCHEMA {schema} TO {stranger_role}")
+    admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {stranger_role}")
+    admin.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {stranger_role}")
+    as_stranger = url.replace("options=", f"options=-crole%3D{stranger_role}%20", 1)
+    sg = stockguard.connect(proxy.url(as_stranger) + "&in_doubt_seconds=2")
+    try:
+        sg.put_item("maotai", "Maotai")
+        sg.receive("maotai", 5)
+        sg.put_listing("maotai-sale", "Maotai", [("maotai", 1)], "reserve", hold_seconds=600)
+        proxy.arm(b"stockguard_place_many", deliver=True)
+        with pytest.raises(OutcomeUnknown):
+            sg.place_order("o-1", "alice", [("maotai-sale", 1)])
+        assert proxy.cuts == 1
+        assert status_in_database(url, "o-1") == "reserved"  # it did land: a refusal would have lied
+        again = sg.place_order("o-1", "alice", [("maotai-sale", 1)])
+        assert (again.order.order_id, again.created) == ("o-1", False)  # sending it again tells
+        assert sg.get_listing("maotai-sale").sellable == 4
+        assert sg.check() == []
+    finally:
+        sg.close()
