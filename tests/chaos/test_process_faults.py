@@ -12,7 +12,7 @@ from chaos.harness import assert_clean, finish, keep_figures, recovery_after, ru
 from conftest import empty_postgres_url
 from stockguard.bootstrap import upgrade_database
 from stockguard.chaos.history import Op
-from stockguard.chaos.services import sweeper
+from stockguard.chaos.services import Process, sweeper
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,11 @@ def test_a_sweeper_killed_while_releasing_releases_each_hold_once(db_url: str, t
         sale = run_sale(services, seconds=10, pay_share=0.2, cancel_share=0.1)
         for moment in (2.0, 3.5, 5.0, 6.5, 8.0):
             sale.at(moment)
-            sweepers[0].kill()  # mid-release, as often as not: it sweeps every 50 ms
+            # A sweeper takes seconds to start on a busy machine: killed before it sweeps, it
+            # would prove nothing. Once it releases, it is killed mid-release as often as not
+            # (it sweeps every 50 ms, and holds run out all the time).
+            releasing(sweepers[0], until=sale.started + 10 + sale.traffic.config.hold_seconds)
+            sweepers[0].kill()
             sweepers[0].start()
         report = finish(sale, db_url)
         for each in sweepers:
@@ -63,3 +67,10 @@ def test_a_sweeper_killed_while_releasing_releases_each_hold_once(db_url: str, t
     assert sweepers[0].starts == 6
     expired = report.outcomes
     assert sum(n for outcome, n in expired.items() if outcome.startswith(Op.PLACE.value + " 201")) > 50
+
+
+def releasing(sweeper: Process, until: float) -> None:
+    """Wait until the sweeper's current run has released holds, or the sale is over (``until``,
+    monotonic: no new holds run out after it)."""
+    while "released" not in sweeper.logs[-1].read_text(errors="replace") and time.monotonic() < until:
+        time.sleep(0.05)
