@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -38,6 +39,7 @@ def proxy() -> Iterator[CuttingProxy]:
         yield proxy
 
 
+@contextmanager
 def open_sale(proxy: CuttingProxy, query: str = "") -> Iterator[tuple[Stockguard, str]]:
     """A store reaching PostgreSQL through the proxy, with 5 bottles on sale and o-1 holding one;
     and the schema's own URL, for looking behind the store's back."""
@@ -60,14 +62,16 @@ def open_sale(proxy: CuttingProxy, query: str = "") -> Iterator[tuple[Stockguard
 
 @pytest.fixture
 def sale(proxy: CuttingProxy) -> Iterator[tuple[Stockguard, str]]:
-    yield from open_sale(proxy)
+    with open_sale(proxy) as opened:
+        yield opened
 
 
 @pytest.fixture
 def impatient_sale(proxy: CuttingProxy) -> Iterator[tuple[Stockguard, str]]:
     """The same, on a store that asks about a commit in doubt for 1 s only (the operator's
     ``in_doubt_seconds`` in the URL; 10 s unless set)."""
-    yield from open_sale(proxy, "&in_doubt_seconds=1")
+    with open_sale(proxy, "&in_doubt_seconds=1") as opened:
+        yield opened
 
 
 def schema_of(url: str) -> str:
@@ -218,7 +222,7 @@ def test_an_in_doubt_time_out_of_range_is_refused_with_a_clear_error(seconds: st
 def named_sale(proxy: CuttingProxy) -> Iterator[tuple[Stockguard, str, str]]:
     """The sale on a store whose connections carry a name of their own (to find its sessions)."""
     name = f"sg-doubt-{secrets.token_hex(4)}"
-    for sg, url in open_sale(proxy, f"&application_name={name}"):
+    with open_sale(proxy, f"&application_name={name}") as (sg, url):
         yield sg, url, name
 
 

@@ -7,6 +7,7 @@ transaction class serve both.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ BUSY_TIMEOUT_MS = 60_000
 # Deadlock detected, serialization failure, and a unique key inserted by a
 # concurrent transaction (a racing replay of the same order id).
 _RETRYABLE = frozenset({"40P01", "40001", "23505"})
+
+log = logging.getLogger("stockguard.store")
+
 # libpq settings for every PostgreSQL connection an operator's URL does not set: a server or a
 # network that goes silent is noticed within seconds instead of after the kernel's default of
 # many minutes. Connecting gives up after 10 s (psycopg's default: 130). Keepalives find a dead
@@ -49,6 +53,8 @@ ASK_CONNECT_SECONDS = 5
 
 # A server session: PostgreSQL's backend pid and its start time.
 Session = tuple[int, Any]
+# Where a pooled connection keeps its session (its record's ``info``), asked once when it connects.
+_SESSION = "stockguard_session"
 
 
 def _sqlstate(error: BaseException) -> str | None:
@@ -113,15 +119,13 @@ class Backend:
         connection.autocommit = True
         return connection
 
-    def session(self, cursor: Any) -> Session | None:
-        """The server session a connection is (PostgreSQL: its backend's pid and start, which
-        together never name another session), or None where it cannot be told (SQLite has
-        none; a PostgreSQL role may be unable to read its own session's start)."""
-        if self.dialect is SQLITE:
-            return None
-        cursor.execute("SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
-        row = cursor.fetchone()
-        return None if row is None or row[1] is None else (row[0], row[1])
+    @staticmethod
+    def session(raw: Any) -> Session | None:
+        """The server session a pooled connection is (PostgreSQL: its backend's pid and start,
+        which together never name another session), or None where it cannot be told (SQLite
+        has none; a PostgreSQL role may be unable to read its own session's start)."""
+        session: Session | None = raw.info.get(_SESSION)
+        return session
 
     def end_session(self, cursor: Any, session: Session) -> bool:
         """Whether a session whose client is gone has ended; if not, ask it to end (the next
@@ -203,6 +207,19 @@ def _sqlite(parsed: URL) -> Backend:
     return Backend(engine, SQLITE, "BEGIN IMMEDIATE", "BEGIN", lock_path)
 
 
+def _session_of(dbapi_connection: Any) -> Session | None:
+    """Asked once per new connection; None if it cannot be told, which leaves a joint decision
+    cut off on it OutcomeUnknown instead of run again (and the connection serves on)."""
+    try:
+        row = dbapi_connection.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        ).fetchone()
+    except Exception:
+        log.warning("cannot tell a database connection's server session", exc_info=True)
+        return None
+    return None if row is None or row[1] is None else (row[0], row[1])
+
+
 def _in_doubt_seconds(parsed: URL) -> float:
     given = parsed.query.get("in_doubt_seconds")
     if given is None:
@@ -232,8 +249,9 @@ def _postgresql(parsed: URL) -> Backend:
     )
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.autocommit = True  # transactions are begun by hand
+        record.info[_SESSION] = _session_of(dbapi_connection)
 
     # READ COMMITTED with row locks taken in sku order (FOR UPDATE) for
     # writers; a consistent snapshot for readers that read several tables.

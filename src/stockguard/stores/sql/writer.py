@@ -33,6 +33,7 @@ those callers hear ``OutcomeUnknown``.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import logging
@@ -107,9 +108,6 @@ class Writer:
         self._closed = False
         self._open_lock = threading.Lock()
         self._in_doubt: set[_Work[Any]] = set()  # works a resolver answers; answered by close()
-        # The server session of the writer's current connection, asked once per connection.
-        self._session: Session | None = None
-        self._session_of: Any = None
 
     def submit(self, run: Callable[[Any, Any], T], request: Any = None) -> Future[T]:
         """Queue ``run(cursor, answer)``; the future resolves after the commit that holds its work.
@@ -152,8 +150,6 @@ class Writer:
 
     def _run_batch(self, connection: Any, batch: list[_Work[Any]]) -> None:
         cursor = connection.cursor()
-        if self._session_of is not connection:  # a new connection: which session it is
-            self._session, self._session_of = self._session_or_none(connection, cursor), connection
         committed: list[tuple[_Work[Any], bool, Any, bool]] = []
         try:
             with self._process_lock():
@@ -198,7 +194,9 @@ class Writer:
                     cursor.execute("ROLLBACK")
                 raise
             if transaction_id is not None:
-                raise _CommitInDoubt(transaction_id, self._session, results, wrote) from error
+                raise _CommitInDoubt(
+                    transaction_id, self._backend.session(connection), results, wrote
+                ) from error
             raise  # lost before COMMIT was sent, or a transaction that wrote nothing: nothing stays
         if wrote:
             self.count_change()  # before anybody hears of the change
@@ -208,17 +206,6 @@ class Writer:
     def backend(self) -> Backend:
         return self._backend
 
-    def _session_or_none(self, connection: Any, cursor: Any) -> Session | None:
-        """This connection's session; None if it cannot be told, which leaves a joint decision
-        cut off on it OutcomeUnknown, not run again (and writing goes on)."""
-        try:
-            return self._backend.session(cursor)
-        except Exception:
-            if self._backend.lost(connection):
-                raise
-            log.warning("cannot tell the writer connection's server session", exc_info=True)
-            return None
-
     def _start_resolving(self, doubt: _InDoubt) -> None:
         with self._open_lock:
             if self._closed:
@@ -226,25 +213,26 @@ class Writer:
                     _settle(work.future, False, OutcomeUnknown())
                 return
             self._in_doubt.update(doubt.works)
-        doubt.deadline = time.monotonic() + self._backend.in_doubt_seconds
+        deadline = time.monotonic() + self._backend.in_doubt_seconds
         try:
-            resolver = threading.Thread(target=self._resolve, args=(doubt,), name="stockguard-in-doubt")
-            resolver.daemon = True
+            resolver = threading.Thread(
+                target=self._resolve, args=(doubt, deadline), name="stockguard-in-doubt", daemon=True
+            )
             resolver.start()
         except BaseException:
             log.exception("cannot start asking about a commit in doubt")
-            self._resolve_failed(doubt)
+            self._answer_the_rest(doubt)
 
-    def _resolve(self, doubt: _InDoubt) -> None:
-        """Find out what became of ``doubt`` and answer its works; a failure of the asking itself
-        leaves them ``OutcomeUnknown``, never unanswered."""
+    def _resolve(self, doubt: _InDoubt, deadline: float) -> None:
+        """Find out what became of ``doubt`` by ``deadline`` and answer its works; a failure of the
+        asking itself leaves them ``OutcomeUnknown``, never unanswered."""
         try:
-            doubt.resolve(self)
+            doubt.resolve(self, deadline)
         except BaseException:
             log.exception("finding out what became of a commit in doubt failed")
-        self._resolve_failed(doubt)
+        self._answer_the_rest(doubt)
 
-    def _resolve_failed(self, doubt: _InDoubt) -> None:
+    def _answer_the_rest(self, doubt: _InDoubt) -> None:
         """Whatever of ``doubt`` is still unanswered can no longer be told: OutcomeUnknown."""
         with self._open_lock:
             self._in_doubt.difference_update(doubt.works)
@@ -300,7 +288,7 @@ class Writer:
         except Exception as error:
             if self._backend.lost(connection):
                 # Cut off: the statement may have committed. Its works are run again.
-                raise _DecisionInDoubt(asking, self._session) from error
+                raise _DecisionInDoubt(asking, self._backend.session(connection)) from error
             # Nothing was applied: every work runs on its own and meets its own
             # answer, e.g. after another process raced an insert.
             return [(work, None) for work in batch]
@@ -364,7 +352,7 @@ class Writer:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
 
-class _InDoubt(BaseException):
+class _InDoubt(BaseException, metaclass=abc.ABCMeta):
     """The connection was lost while work's changes were being committed: they may stay or not.
 
     ``resolve(writer)`` runs on a thread of its own, finds out, and answers ``works`` (those it
@@ -376,11 +364,10 @@ class _InDoubt(BaseException):
         # The session that was cut off: ended first, so that nothing it still runs can change
         # the answer afterwards (a COMMIT not yet through, a statement waiting on a lock).
         self.session = session
-        self.deadline = 0.0  # monotonic; set when the asking starts
 
-    def resolve(self, writer: Writer) -> None:
-        """Find out, and answer the works."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def resolve(self, writer: Writer, deadline: float) -> None:
+        """Find out by ``deadline`` (monotonic), and answer the works."""
 
     def end_session(self, writer: Writer, cursor: Any) -> bool:
         """Whether the cut-off session has ended (asked to end if not); False if unknown."""
@@ -402,10 +389,8 @@ class _CommitInDoubt(_InDoubt):
         self.results = results
         self.wrote = wrote
 
-    def resolve(self, writer: Writer) -> None:
-        fate = writer.ask_until(
-            self.deadline, lambda cursor: self._fate(writer, cursor), {"committed", "aborted"}
-        )
+    def resolve(self, writer: Writer, deadline: float) -> None:
+        fate = writer.ask_until(deadline, lambda cursor: self._fate(writer, cursor), {"committed", "aborted"})
         if fate == "committed":
             if self.wrote:
                 writer.count_change()
@@ -430,8 +415,7 @@ class _DecisionInDoubt(_InDoubt):
     again, in full, once the database answers: it finds what the cut-off statement did, or does
     it now."""
 
-    def resolve(self, writer: Writer) -> None:
-        deadline = self.deadline
+    def resolve(self, writer: Writer, deadline: float) -> None:
         # Run again only once the cut-off statement cannot run on: beside it, the placement would
         # find the stock its own first run took and answer a refusal for a placed order.
         if writer.ask_until(deadline, lambda cursor: self.end_session(writer, cursor), {True}) is None:
