@@ -1,0 +1,82 @@
+"""The hot path leaves no garbage that only the collector can free.
+
+Objects in a reference cycle outlive their request until the garbage collector
+walks them, and a collection pauses every request in flight. A refused order
+once left its exception, the frames of its traceback and everything they held
+in such a cycle, tens of objects for every buyer of a sold-out sale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+import stockguard
+from stockguard.api.bridge import LoopBridge
+from stockguard.api.collector import YOUNG_THRESHOLD, settle_after_start
+from stockguard.api.routes.orders import place
+from stockguard.api.schemas import OrderIn
+from stockguard.service import Stockguard
+
+ORDERS = 300
+
+
+@pytest.fixture
+def guard(store_url: str) -> Iterator[Stockguard]:
+    service = stockguard.connect(store_url)
+    service.put_item("bottle", "Bottle")
+    service.receive("bottle", ORDERS)
+    service.put_listing("sale", "Sale", [("bottle", 1)], "reserve", hold_seconds=600)
+    yield service
+    service.close()
+
+
+def _order(n: int) -> OrderIn:
+    return OrderIn.model_validate(
+        {"order_id": f"o-{n}", "buyer_id": f"b-{n}", "lines": [{"listing_id": "sale", "quantity": 1}]}
+    )
+
+
+def _cyclic_garbage_of(orders: range, guard: Stockguard) -> tuple[list[int], int]:
+    """The answers' statuses, and how many objects only the collector could free after them."""
+
+    async def scenario() -> tuple[list[int], int]:
+        bridge = LoopBridge(asyncio.get_running_loop())
+        await place(guard, bridge, _order(-1))  # warm: first-use caches are not garbage
+        gc.collect()
+        gc.disable()
+        try:
+            statuses = [(await place(guard, bridge, _order(n))).status_code for n in orders]
+            return statuses, gc.collect()
+        finally:
+            gc.enable()
+
+    return asyncio.run(scenario())
+
+
+def test_selling_leaves_no_cyclic_garbage(guard: Stockguard) -> None:
+    statuses, garbage = _cyclic_garbage_of(range(ORDERS - 1), guard)
+    assert statuses == [201] * (ORDERS - 1)
+    assert garbage < 50, f"{garbage} objects in cycles after {ORDERS - 1} orders"
+
+
+def test_refusing_a_sold_out_sale_leaves_no_cyclic_garbage(guard: Stockguard) -> None:
+    _cyclic_garbage_of(range(ORDERS - 1), guard)  # sells the rest
+    statuses, garbage = _cyclic_garbage_of(range(ORDERS, 2 * ORDERS), guard)
+    assert statuses == [409] * ORDERS
+    assert garbage < 50, f"{garbage} objects in cycles after {ORDERS} refusals"
+
+
+def test_a_started_service_freezes_what_it_built_and_spaces_young_collections() -> None:
+    threshold = gc.get_threshold()
+    try:
+        built = [[n] for n in range(1_000)]  # lives on, as the app's objects do
+        settle_after_start()
+        assert gc.get_freeze_count() >= len(built)
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
