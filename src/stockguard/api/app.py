@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.routing import BaseRoute
 from starlette.staticfiles import StaticFiles
 
-from stockguard.api import collector, problems
+from stockguard.api import problems, runtime
 from stockguard.api.auth import Tokens, address_key, load_or_create
 from stockguard.api.bridge import LoopBridge
 from stockguard.api.dashboard import routes as dashboard
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
         app.state.event_hub = hub = EventHub(service)
         sweeper = Sweeper(service, settings.sweep_interval, timedelta(hours=settings.event_retention_hours))
         sweeper.start()
-        collector.settle_after_start()
+        runtime.settle_after_start()
         try:
             yield
         finally:

@@ -62,28 +62,36 @@ class EventsOutbox:
     def append_events(self, events: list[NewEvent], at: datetime) -> None:
         if not events:
             return
-        per_stream: dict[str, list[NewEvent]] = {}
-        for event in events:
-            per_stream.setdefault(event.stream, []).append(event)
+        # Each event's data is encoded once: a stream's last event is also its `last` value.
+        encoded = [json.dumps(event.data, separators=(",", ":")) for event in events]
+        per_stream: dict[str, list[int]] = {}  # stream -> its events' positions in `events`
+        for position, event in enumerate(events):
+            per_stream.setdefault(event.stream, []).append(position)
         # One statement moves every stream on, in the order the streams were locked in.
         streams = sorted(per_stream)
         params: dict[str, Any] = {}
         for i, stream in enumerate(streams):
             mine = per_stream[stream]
-            params[f"s{i}"], params[f"n{i}"] = stream, len(mine)
-            params[f"l{i}"] = json.dumps(mine[-1].data, separators=(",", ":"))
+            params[f"s{i}"], params[f"n{i}"], params[f"l{i}"] = stream, len(mine), encoded[mine[-1]]
         values = ", ".join(f"(:s{i}, :n{i}, :l{i})" for i in range(len(streams)))
         moved = self._write_returning_all(_NEXT_SEQ.format(values=values), params)
         next_seq = {stream: int(seq) - len(per_stream[stream]) + 1 for stream, seq in moved}
+        written_at = ts(at)
         rows: list[dict[str, Any]] = []
-        for event in events:
+        for event, data in zip(events, encoded, strict=True):
             seq = next_seq[event.stream]
             next_seq[event.stream] = seq + 1
-            data = json.dumps(event.data, separators=(",", ":"))
             rows.append(
-                {"stream": event.stream, "seq": seq, "type": event.type.value, "at": ts(at), "data": data}
+                {
+                    "stream": event.stream,
+                    "seq": seq,
+                    "type": event.type.value,
+                    "at": written_at,
+                    "data": data,
+                    "published": False,
+                }
             )
-        self._execute_many(_INSERT_EVENT, [{**row, "published": False} for row in rows])
+        self._execute_many(_INSERT_EVENT, rows)
 
     def events_after(self, stream: str, seq: int, limit: int) -> list[Event]:
         rows = self._all(

@@ -1,4 +1,4 @@
-"""The hot path leaves no garbage that only the collector can free.
+"""A serving process pauses for nothing it can avoid: no cyclic garbage per request, a settled collector.
 
 Objects in a reference cycle outlive their request until the garbage collector
 walks them, and a collection pauses every request in flight. A refused order
@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 import stockguard
 from stockguard.api.bridge import LoopBridge
-from stockguard.api.collector import YOUNG_THRESHOLD, settle_after_start
 from stockguard.api.routes.orders import place
+from stockguard.api.runtime import SWITCH_INTERVAL, YOUNG_THRESHOLD, settle_after_start
 from stockguard.api.schemas import OrderIn
 from stockguard.service import Stockguard
 
@@ -70,13 +71,15 @@ def test_refusing_a_sold_out_sale_leaves_no_cyclic_garbage(guard: Stockguard) ->
     assert garbage < 50, f"{garbage} objects in cycles after {ORDERS} refusals"
 
 
-def test_a_started_service_freezes_what_it_built_and_spaces_young_collections() -> None:
-    threshold = gc.get_threshold()
+def test_a_started_service_freezes_what_it_built_and_sets_the_interpreter_for_serving() -> None:
+    threshold, switch_interval = gc.get_threshold(), sys.getswitchinterval()
     try:
         built = [[n] for n in range(1_000)]  # lives on, as the app's objects do
         settle_after_start()
         assert gc.get_freeze_count() >= len(built)
         assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+        assert sys.getswitchinterval() == SWITCH_INTERVAL
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+        sys.setswitchinterval(switch_interval)
