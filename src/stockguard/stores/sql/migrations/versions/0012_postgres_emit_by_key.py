@@ -6,31 +6,55 @@ Revises: 0011
 Create Date: 2026-11-27
 
 ``stockguard_emit`` reads the batch's orders (``order_id = ANY(...)``) and
-locks the items' and listings' streams (``stream IN (...)``). PL/pgSQL keeps a
-statement's plan for the session, and a plan made while ``orders`` and
-``event_streams`` were small (a new store, the first orders of its first
-sale, before autovacuum analyses them) scans them whole: each batch then read
-every order placed so far, and a sale slowed down as it sold (one connection,
-batches of 64: 4,154 holds/s over the first 3,200 orders, 1,938 once 16,000
-existed). Every lookup there has its index, so the function plans without
-sequential scans: 4,619 and 3,987 holds/s.
+locks the streams it appends to (``stream IN (SELECT ...)``). PL/pgSQL keeps
+a statement's plan for the session, and plans made while ``orders`` and
+``event_streams`` were small (a new store, the first orders of its first sale,
+before autovacuum analyses them) read those tables whole: a sequential scan of
+the orders, a hash join over every stream. Each batch then read every order
+placed before it, and a sale slowed down as it sold (one connection, batches
+of 64: 4,154 holds/s over the first 3,200 orders, 1,938 once 16,000 existed).
+
+Now the streams are locked by an index condition on the array of their names
+(``stream = ANY(ARRAY(...))``, as the orders are read), and the function plans
+without sequential scans, so both tables are read by key whatever the planner
+believes about their size.
 """
 
 from alembic import op
+
+from stockguard.stores.sql.migrations.earlier import revision_module
 
 revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
 
-EMIT = "stockguard_emit(jsonb, text[], text[], double precision)"
+SIGNATURE = "stockguard_emit(jsonb, text[], text[], double precision)"
+
+_LOCK_BEFORE = """    PERFORM 1 FROM event_streams
+        WHERE stream IN (SELECT 'item:' || (value->>0) FROM jsonb_array_elements(p_levels)
+                         UNION SELECT 'order:' || x FROM unnest(p_orders) x
+                         UNION SELECT 'listing:' || x FROM unnest(v_listings) x)
+        ORDER BY stream COLLATE "C" FOR UPDATE;"""
+_LOCK_BY_KEY = """    PERFORM 1 FROM event_streams
+        WHERE stream = ANY(ARRAY(SELECT 'item:' || (value->>0) FROM jsonb_array_elements(p_levels)
+                                 UNION SELECT 'order:' || x FROM unnest(p_orders) x
+                                 UNION SELECT 'listing:' || x FROM unnest(v_listings) x))
+        ORDER BY stream COLLATE "C" FOR UPDATE;"""
+
+_BEFORE = revision_module("0011_postgres_events_once_per_batch").EMIT
+if _LOCK_BEFORE not in _BEFORE:
+    raise RuntimeError("0011's stockguard_emit no longer holds the statement revision 0012 replaces")
+EMIT = _BEFORE.replace(_LOCK_BEFORE, _LOCK_BY_KEY)
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"ALTER FUNCTION {EMIT} SET enable_seqscan = off")
+        op.execute(EMIT)
+        op.execute(f"ALTER FUNCTION {SIGNATURE} SET enable_seqscan = off")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"ALTER FUNCTION {EMIT} RESET enable_seqscan")
+        op.execute(f"ALTER FUNCTION {SIGNATURE} RESET enable_seqscan")
+        op.execute(_BEFORE)
