@@ -1,6 +1,8 @@
-"""PostgreSQL: a batch's placement reads by key, whatever the tables held when its plans were made.
+"""PostgreSQL: placements and order-id lookups read by key, whatever the tables held when their
+plans were made.
 
-PL/pgSQL keeps each statement's plan for the session. A plan made on a new
+PL/pgSQL keeps each statement's plan for the session, and a prepared
+statement keeps its plan for the connection. A plan made on a new
 store, while ``orders`` and ``event_streams`` were nearly empty, may read them
 whole (a sequential scan, or a whole index feeding a hash join); kept for the
 rest of a sale, every batch would then read every order placed before it. The
@@ -20,6 +22,7 @@ import pytest
 import stockguard
 from conftest import empty_postgres_url
 from stockguard.bootstrap import upgrade_database
+from stockguard.stores.sql.lookups import OrderLookups
 
 BATCH = 64
 BATCHES_BEFORE = 20  # 1,280 orders placed on the session's cached plans before they are read
@@ -32,6 +35,20 @@ def _batch(number: int) -> str:
     """What the writer sends: [order_id, buyer_id, lines, now] per order."""
     now = time.time()
     return json.dumps([[f"o-{number}-{n}", f"b-{number}-{n}", [["sale", 1]], now] for n in range(BATCH)])
+
+
+def _explained(connection: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+    """From now on, the plan of every statement ``connection`` runs, with the rows each node read."""
+    plans: list[str] = []
+    connection.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+    try:
+        connection.execute("LOAD 'auto_explain'")
+    except psycopg.Error as error:
+        pytest.fail(f"auto_explain (PostgreSQL's contrib) is needed to read the plans run: {error}")
+    for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_analyze = on"):
+        connection.execute(f"SET auto_explain.{setting}")
+    connection.execute("SET auto_explain.log_level = notice")
+    return plans
 
 
 def _rows_read(plan: str) -> list[tuple[str, int]]:
@@ -66,15 +83,7 @@ def test_a_batch_of_placements_reads_growing_tables_by_key_after_the_store_fille
     with psycopg.connect(url, autocommit=True) as writer:
         for number in range(BATCHES_BEFORE):  # plans made while the tables were small are kept
             writer.execute("SELECT stockguard_place_many(CAST(%s AS jsonb))", (_batch(number),))
-        plans: list[str] = []
-        writer.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
-        try:
-            writer.execute("LOAD 'auto_explain'")
-        except psycopg.Error as error:
-            pytest.fail(f"auto_explain (PostgreSQL's contrib) is needed to read the plans run: {error}")
-        for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_analyze = on"):
-            writer.execute(f"SET auto_explain.{setting}")
-        writer.execute("SET auto_explain.log_level = notice")
+        plans = _explained(writer)
         row = writer.execute(
             "SELECT stockguard_place_many(CAST(%s AS jsonb))", (_batch(BATCHES_BEFORE),)
         ).fetchone()
@@ -88,3 +97,26 @@ def test_a_batch_of_placements_reads_growing_tables_by_key_after_the_store_fille
     # BATCH rows a node. The tables hold more than 20 times that by now.
     whole = [f"{rows} rows: {node}" for node, rows in reads if rows > 2 * BATCH + 8]
     assert not whole, "a batch read a growing table whole:\n" + "\n".join(whole)
+
+
+def test_order_id_lookups_read_orders_by_key_after_the_store_filled() -> None:
+    """A sold-out sale's refusals each look their order id up (``stores/sql/lookups.py``)."""
+    url = empty_postgres_url()
+    upgrade_database(url)
+    stockguard.connect(url).close()
+    with psycopg.connect(url, autocommit=True) as lookups:
+        for n in range(12):  # more runs than psycopg waits for before preparing a statement
+            assert OrderLookups.look_up(lookups, [f"early-{n}"]) == set()
+        lookups.execute(
+            "INSERT INTO orders (order_id, buyer_id, deduction, status, created_at, updated_at, lines, "
+            "allocations) SELECT 'o-' || n, 'b-' || n, 'reserve', 'cancelled', 0, 0, '[]', '[]' "
+            "FROM generate_series(1, 5000) AS n"
+        )
+        plans = _explained(lookups)
+        found = OrderLookups.look_up(lookups, ["o-7", "o-4999", "nobody"])
+
+    assert found == {"o-7", "o-4999"}
+    reads = [read for plan in plans for read in _rows_read(plan)]
+    assert reads, "the lookup's plan read no orders: nothing was checked"
+    whole = [f"{rows} rows: {node}" for node, rows in reads if rows > 10]
+    assert not whole, "a lookup of 3 order ids read the orders whole:\n" + "\n".join(whole)

@@ -42,7 +42,7 @@ class OrderLookups:
         connection = forks.KeptConnection(self._connect, self._on_lost)
         while (waiting := forks.take_waiting(queued, MAX_IDS)) is not None:
             try:
-                found = self._look_up(connection.get(), [order_id for order_id, _ in waiting])
+                found = self.look_up(connection.get(), [order_id for order_id, _ in waiting])
             except Exception as error:
                 for _, future in waiting:
                     future.set_exception(Unavailable(f"the database is unavailable: {error}"))
@@ -53,7 +53,13 @@ class OrderLookups:
         connection.close()
 
     @staticmethod
-    def _look_up(connection: Any, order_ids: list[str]) -> set[str]:
+    def look_up(connection: Any, order_ids: list[str]) -> set[str]:
+        """Which of ``order_ids`` exist, in one statement on ``connection``."""
         cursor = connection.cursor()
-        cursor.execute("SELECT order_id FROM orders WHERE order_id = ANY(%(ids)s)", {"ids": order_ids})
+        # Planned again each time, never prepared: a prepared statement keeps the plan made on its
+        # first runs, and one made while a new store's orders were few reads them all, on every
+        # lookup, for as long as the connection lives (until autovacuum analyses the table).
+        cursor.execute(
+            "SELECT order_id FROM orders WHERE order_id = ANY(%(ids)s)", {"ids": order_ids}, prepare=False
+        )
         return {row[0] for row in cursor.fetchall()}
