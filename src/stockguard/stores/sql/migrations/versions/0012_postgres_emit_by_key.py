@@ -11,13 +11,14 @@ a statement's plan for the session, and plans made while ``orders`` and
 ``event_streams`` were small (a new store, the first orders of its first sale,
 before autovacuum analyses them) read those tables whole: a sequential scan of
 the orders, a hash join over every stream. Each batch then read every order
-placed before it, and a sale slowed down as it sold (one connection, batches
-of 64: 4,154 holds/s over the first 3,200 orders, 1,938 once 16,000 existed).
+placed before it, and a sale slowed down as it sold (``bench/pg_growth.py``,
+batches of 64: 4,118 holds/s over the first 3,200 orders, 1,943 once 16,000
+existed).
 
 Now the streams are locked by an index condition on the array of their names
 (``stream = ANY(ARRAY(...))``, as the orders are read), and the function plans
 without sequential scans, so both tables are read by key whatever the planner
-believes about their size: 4,578 holds/s over the first 3,200 orders, 4,689
+believes about their size: 4,514 holds/s over the first 3,200 orders, 4,668
 once 16,000 existed.
 """
 
