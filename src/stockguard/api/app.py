@@ -35,6 +35,7 @@ from stockguard.api.settings import Settings
 from stockguard.api.sweeper import Sweeper
 from stockguard.bootstrap import connect
 from stockguard.service import Stockguard
+from stockguard.stores.sql.store import SqlStore
 
 
 def tokens_for(settings: Settings) -> Tokens:
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
         app.state.event_hub = hub = EventHub(service)
         sweeper = Sweeper(service, settings.sweep_interval, timedelta(hours=settings.event_retention_hours))
         sweeper.start()
-        runtime.settle_after_start()
+        runtime.settle_after_start(sqlite_writer=_writes_to_sqlite(service))
         try:
             yield
         finally:
@@ -96,6 +97,11 @@ def create_app(settings: Settings | None = None, guard: Stockguard | None = None
     app.add_middleware(BodyLimit)
     logging.getLogger("stockguard").setLevel(settings.log_level.upper())
     return app
+
+
+def _writes_to_sqlite(service: Stockguard) -> bool:
+    store = service.store
+    return isinstance(store, SqlStore) and store.engine.dialect.name == "sqlite"
 
 
 def _route(router: APIRouter, method: str, path: str) -> BaseRoute:
