@@ -46,7 +46,8 @@ def one_run(server: str, revision: str, stretches: int, per_stretch: int, batch:
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
         try:
-            url = f"{server}?options=-csearch_path%3D{schema}"
+            joiner = "&" if "?" in server else "?"
+            url = f"{server}{joiner}options=-csearch_path%3D{schema}"
             upgrade_database(url)
             units = stretches * per_stretch * batch
             sg = stockguard.connect(url)
