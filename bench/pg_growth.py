@@ -1,6 +1,6 @@
 """Does a sale slow down as it sells? Holds per second on PostgreSQL, stretch by stretch.
 
-One connection calls ``stockguard_place_many`` as the store's writer does
+One connection calls ``stockguard_place_many`` through the store's own ``place_many``
 (batches of ``--batch`` plain new orders of one ``reserve`` listing) on a
 fresh, migrated schema that starts empty, as a new store's first sale does.
 The holds per second of each stretch of ``--per-stretch`` batches show
@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -33,8 +34,11 @@ from rich.table import Table
 
 import stockguard
 from stockguard.bootstrap import upgrade_database
+from stockguard.domain.model import OrderLine
+from stockguard.stores.base import PlaceRequest
 from stockguard.stores.sql.migrations import alembic_config
 from stockguard.stores.sql.store import SqlStore
+from stockguard.stores.sql.transaction import place_many
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,13 +83,14 @@ def _place(url: str, stretches: int, per_stretch: int, batch: int) -> list[float
         for _ in range(stretches):
             started = time.perf_counter()
             for _ in range(per_stretch):
-                now = time.time()
-                orders = [[f"o-{number}-{n}", f"b-{number}-{n}", [["sale", 1]], now] for n in range(batch)]
-                row = writer.execute(
-                    "SELECT stockguard_place_many(CAST(%s AS jsonb))", (json.dumps(orders),)
-                ).fetchone()
-                if row is None or any(outcome["outcome"] != "reserved" for outcome in row[0]):
-                    raise SystemExit(f"batch {number} was not all reserved: {row}")
+                now = datetime.now(UTC)
+                requests = [
+                    PlaceRequest(f"o-{number}-{n}", f"b-{number}-{n}", (OrderLine("sale", 1),), now)
+                    for n in range(batch)
+                ]
+                decided = place_many(writer.cursor(), requests)  # as the store's writer decides a batch
+                if any(outcome["outcome"] != "reserved" for outcome in decided):
+                    raise SystemExit(f"batch {number} was not all reserved: {decided}")
                 number += 1
             rates.append(per_stretch * batch / (time.perf_counter() - started))
     return rates

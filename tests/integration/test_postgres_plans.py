@@ -12,9 +12,8 @@ server itself (``auto_explain`` with ``ANALYZE``, nested statements included).
 
 from __future__ import annotations
 
-import json
 import re
-import time
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -22,7 +21,10 @@ import pytest
 import stockguard
 from conftest import empty_postgres_url
 from stockguard.bootstrap import upgrade_database
+from stockguard.domain.model import OrderLine
+from stockguard.stores.base import PlaceRequest
 from stockguard.stores.sql.lookups import OrderLookups
+from stockguard.stores.sql.transaction import place_many
 
 BATCH = 64
 BATCHES_BEFORE = 20  # 1,280 orders placed on the session's cached plans before they are read
@@ -31,10 +33,10 @@ _ACTUAL = re.compile(r"actual time=[\d.]+\.\.[\d.]+ rows=([\d.]+) loops=(\d+)")
 _REMOVED = re.compile(r"Rows Removed by (?:Filter|Index Recheck|Join Filter): (\d+)")
 
 
-def _batch(number: int) -> str:
-    """What the writer sends: [order_id, buyer_id, lines, now] per order."""
-    now = time.time()
-    return json.dumps([[f"o-{number}-{n}", f"b-{number}-{n}", [["sale", 1]], now] for n in range(BATCH)])
+def _batch(number: int) -> list[PlaceRequest]:
+    """A batch of plain new orders, one bottle each."""
+    now, bottle = datetime.now(UTC), (OrderLine("sale", 1),)
+    return [PlaceRequest(f"o-{number}-{n}", f"b-{number}-{n}", bottle, now) for n in range(BATCH)]
 
 
 def _no_autovacuum(connection: psycopg.Connection[tuple[object, ...]]) -> None:
@@ -90,14 +92,11 @@ def test_a_batch_of_placements_reads_growing_tables_by_key_after_the_store_fille
     with psycopg.connect(url, autocommit=True) as writer:
         _no_autovacuum(writer)
         for number in range(BATCHES_BEFORE):  # plans made while the tables were small are kept
-            writer.execute("SELECT stockguard_place_many(CAST(%s AS jsonb))", (_batch(number),))
+            place_many(writer.cursor(), _batch(number))  # as the store's writer decides a batch
         plans = _explained(writer)
-        row = writer.execute(
-            "SELECT stockguard_place_many(CAST(%s AS jsonb))", (_batch(BATCHES_BEFORE),)
-        ).fetchone()
+        decided = place_many(writer.cursor(), _batch(BATCHES_BEFORE))
 
-    assert row is not None
-    assert [outcome["outcome"] for outcome in row[0]] == ["reserved"] * BATCH
+    assert [outcome["outcome"] for outcome in decided] == ["reserved"] * BATCH
     reads = [read for plan in plans for read in _rows_read(plan)]
     tables_read = {node.split(" on ")[1].split()[0] for node, _ in reads}
     assert tables_read >= {"orders", "order_lines", "event_streams"}, "the check saw too little"
@@ -111,7 +110,6 @@ def test_order_id_lookups_read_orders_by_key_after_the_store_filled() -> None:
     """A sold-out sale's refusals each look their order id up (``stores/sql/lookups.py``)."""
     url = empty_postgres_url()
     upgrade_database(url)
-    stockguard.connect(url).close()
     with psycopg.connect(url, autocommit=True) as lookups:
         _no_autovacuum(lookups)
         # More runs than psycopg waits for before preparing a statement (5), and than the

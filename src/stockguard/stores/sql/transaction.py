@@ -51,12 +51,18 @@ from stockguard.stores.sql.events import EventsOutbox
 from stockguard.stores.sql.holds import HoldReads
 
 
-class Cursor(Protocol):
-    """The part of a DB-API cursor the transaction uses (named ``:param`` style)."""
+class OneStatement(Protocol):
+    """The part of a DB-API cursor one statement with one row of answer needs: what the writer's
+    joint decision (``place_many``) runs on its own connection's plain cursor."""
 
     def execute(self, sql: str, params: Mapping[str, Any] = ..., /) -> Any: ...
-    def executemany(self, sql: str, params: list[dict[str, Any]], /) -> Any: ...
     def fetchone(self) -> Any: ...
+
+
+class Cursor(OneStatement, Protocol):
+    """The part of a DB-API cursor the transaction uses (named ``:param`` style)."""
+
+    def executemany(self, sql: str, params: list[dict[str, Any]], /) -> Any: ...
     def fetchall(self) -> list[Any]: ...
     def mark_written(self) -> None:
         """A write ran (the writer's cursors count them; a read-only transaction never writes)."""
@@ -136,7 +142,7 @@ POSTGRESQL = Dialect(
 Decided = dict[str, Any]
 
 
-def place_many(cursor: Cursor, requests: list[PlaceRequest]) -> list[Decided]:
+def place_many(cursor: OneStatement, requests: list[PlaceRequest]) -> list[Decided]:
     """Decide many plain new orders in one statement (PostgreSQL: migration 0003).
 
     One round trip and no savepoint per order: ``stockguard_place`` answers a
