@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from e2e.server import (
     make_listing,
     metric_samples,
     order_body,
+    running_server,
     uid,
 )
 
@@ -101,6 +103,15 @@ def test_500_buyers_for_one_unit_get_one_sale(server: Server) -> None:
 @pytest.mark.slow
 def test_500_buyers_for_one_unit_get_one_sale_with_two_workers(server_two_workers: Server) -> None:
     _one_unit_many_buyers(server_two_workers)
+
+
+@pytest.mark.slow
+def test_500_buyers_for_one_unit_get_one_sale_on_uvloop(tmp_path: Path) -> None:
+    """``--loop uvloop`` (installed with uvicorn[standard]; asyncio is the default, see the README)."""
+    with running_server(tmp_path, args=("--loop", "uvloop")) as server:
+        _one_unit_many_buyers(server)
+        # The event loop in use is uvloop's compiled module, mapped into the serving process.
+        assert "/uvloop/loop." in Path(f"/proc/{server.process.pid}/maps").read_text()
 
 
 def _many_payments_for_one_unit(server: Server) -> None:
