@@ -30,7 +30,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -40,9 +39,10 @@ from rich.table import Table
 
 from stockguard.gate.client import GateClient
 from stockguard.gate.redis_gate import RedisGate
-from stockguard.service.admission import Admission
+from stockguard.service.admission import Admission, Answered, Decision
 
 CLIENTS = 50
+STARTING = Admission(Decision.UNLOADED)  # what starts each of the CLIENTS callers, not an answer
 CHECK_AND_DECREMENT = """
 local left = tonumber(redis.call('GET', KEYS[1]) or '0')
 if left > 0 then
@@ -92,7 +92,7 @@ def threads_calling(calls: int, call: Callable[[int], object]) -> float:
     return calls / (time.perf_counter() - started)
 
 
-def in_flight(calls: int, admit: Callable[[int], Future[Admission]]) -> float:
+def in_flight(calls: int, admit: Callable[[int, Answered], None]) -> float:
     """Calls per second with CLIENTS admissions always in flight, as an event loop serving
     CLIENTS buyers keeps them: each answer sends the next call."""
     counter = iter(range(calls))
@@ -100,19 +100,19 @@ def in_flight(calls: int, admit: Callable[[int], Future[Admission]]) -> float:
     answered = [0]
     finished = threading.Event()
 
-    def next_call(_: object = None) -> None:
+    def next_call(answer: Admission | None) -> None:
         with lock:
-            if _ is not None:
+            if answer is not STARTING:
                 answered[0] += 1
                 if answered[0] == calls:
                     finished.set()
             n = next(counter, None)
         if n is not None:
-            admit(n).add_done_callback(next_call)
+            admit(n, next_call)
 
     started = time.perf_counter()
     for _ in range(CLIENTS):
-        next_call()
+        next_call(STARTING)
     finished.wait()
     return calls / (time.perf_counter() - started)
 
@@ -123,7 +123,7 @@ def gate_arm(url: str, calls: int, *, batched: bool) -> float:
     gate.load("hot", tokens=10**12, limit=None, live=[])
     if batched:
         gate_client = GateClient(gate)
-        rate = in_flight(calls, lambda n: gate_client.admit("hot", f"o-{n}", f"b-{n}", 1))
+        rate = in_flight(calls, lambda n, answered: gate_client.admit("hot", f"o-{n}", f"b-{n}", 1, answered))
         gate_client.close()
     else:
         rate = threads_calling(calls, lambda n: gate.admit("hot", f"o-{n}", f"b-{n}", 1))

@@ -1,8 +1,10 @@
 """GateClient: the gate as the service uses it, without blocking the caller on Redis.
 
-Callers queue their calls and get futures; one thread takes every call
-waiting and sends the admissions in one pipeline per node, so a burst of
-buyers costs one round trip, not one each. Calls that only tell the gate
+Callers queue their calls, an admission with the function its answer is
+given to (no future per order: one cost more than the rest of an
+admission's work in this process). One thread takes every call waiting and
+decides the admissions of each listing in one script call, one pipeline per
+node, so a burst of buyers costs one round trip, not one each. Calls that only tell the gate
 something (a release, a forgotten order, a new bound on tokens, a sold-out
 announcement) go first in each batch, in the order they were made, so an
 admission queued after them sees their effect.
@@ -21,16 +23,13 @@ import queue
 import secrets
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
-from stockguard.domain.errors import Unavailable
 from stockguard.domain.model import LiveLine
 from stockguard.gate.redis_gate import AdmitRequest, RedisGate
-from stockguard.service.admission import Admission, Decision, GateState
+from stockguard.service.admission import Admission, Answered, Decision, GateState
 from stockguard.stores.sql.forks import QueueThread, take_waiting
 
 log = logging.getLogger("stockguard.gate")
@@ -39,10 +38,9 @@ MAX_BATCH = 256
 SOLD_OUT_CHANNEL = "sold-out"
 
 
-@dataclass(frozen=True, slots=True)
-class _Admit:
+class _Admit(NamedTuple):  # one per order on the hot path: cheaper than a dataclass
     request: AdmitRequest
-    future: Future[Admission]
+    answered: Answered
 
 
 # A call that only tells the gate something: run in order, failures logged.
@@ -66,10 +64,8 @@ class GateClient:
         self._closed = threading.Event()
 
     # -- AdmissionGate
-    def admit(self, listing_id: str, order_id: str, buyer_id: str, quantity: int) -> Future[Admission]:
-        future: Future[Admission] = Future()
-        self._calls.put(_Admit(AdmitRequest(listing_id, order_id, buyer_id, quantity), future))
-        return future
+    def admit(self, listing_id: str, order_id: str, buyer_id: str, quantity: int, answered: Answered) -> None:
+        self._calls.put(_Admit(AdmitRequest(listing_id, order_id, buyer_id, quantity), answered))
 
     def release(self, listing_id: str, order_id: str) -> None:
         self._calls.put(lambda gate: gate.release(listing_id, order_id))
@@ -138,11 +134,19 @@ class GateClient:
             answers = self._gate.admit_many([call.request for call in admits])
         except redis.RedisError as error:  # e.g. no node of a cluster reachable to route by
             answers = [error] * len(admits)
+        unreachable: redis.RedisError | None = None
         for call, answer in zip(admits, answers, strict=True):
             if isinstance(answer, redis.RedisError):
-                call.future.set_exception(Unavailable(f"the gate is unreachable: {answer}"))
+                unreachable = answer
+                decided = None
             else:
-                call.future.set_result(self._trusted(call.request.listing_id, answer))
+                decided = self._trusted(call.request.listing_id, answer)
+            try:
+                call.answered(decided)
+            except Exception:  # the caller's failure; this thread answers the other callers
+                log.exception("an admission's answer failed")
+        if unreachable is not None:
+            log.warning("the gate is unreachable: %s", unreachable)
 
     def _trusted(self, listing_id: str, admission: Admission) -> Admission:
         if admission.seq is None:

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -33,8 +32,7 @@ from stockguard.service.admission import Admission, Decision, GateState
 DEFAULT_PREFIX = "sg"
 
 
-@dataclass(frozen=True, slots=True)
-class AdmitRequest:
+class AdmitRequest(NamedTuple):  # one per order on the hot path: cheaper than a dataclass
     listing_id: str
     order_id: str
     buyer_id: str
@@ -59,53 +57,65 @@ class RedisGate:
         return keys
 
     def admit(self, listing_id: str, order_id: str, buyer_id: str, quantity: int) -> Admission:
-        answer = self._admit(keys=self.keys(listing_id).all(), args=[order_id, buyer_id, quantity])
-        return _admission(answer)
+        answers = self._admit(keys=self.keys(listing_id).all(), args=[order_id, buyer_id, quantity])
+        return _admission(answers[0])
 
     def admit_many(self, requests: Sequence[AdmitRequest]) -> list[Admission | redis.RedisError]:
-        """``admit`` for many orders in one round trip per node (a pipeline, not a transaction:
-        each script is atomic on its own). An answer that failed in the pipeline (NOSCRIPT, a
-        slot that moved, a dropped connection) is asked again on its own, which loads the
-        script or follows the cluster's redirection; one that fails again is its error."""
+        """``admit`` for many orders: one script call per listing, decided in the order given.
+        Orders of one listing (a hot sale) are one call; several listings go in one pipeline
+        per node (not a transaction: each call is atomic on its own). A call that failed in the
+        pipeline (NOSCRIPT, a slot that moved, a dropped connection) is made again on its own,
+        which loads the script or follows the cluster's redirection (an order it had admitted
+        answers ``replay`` then); one that fails again answers its error for each of its orders."""
+        by_listing: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            by_listing.setdefault(request.listing_id, []).append(i)
         answers: list[Admission | redis.RedisError | None] = [None] * len(requests)
-        for node, indexes in self._by_node(requests):
+        if len(by_listing) == 1:
+            self._admit_listing(requests, *by_listing.popitem(), None, answers)
+            return [answer for answer in answers if answer is not None]
+        for node, listings in self._by_node(list(by_listing)):
             pipeline = node.pipeline(transaction=False)
             sha = self._admit.sha
-            for i in indexes:
-                request = requests[i]
-                pipeline.evalsha(
-                    sha,
-                    3,
-                    *self.keys(request.listing_id).all(),
-                    request.order_id,
-                    request.buyer_id,
-                    request.quantity,
-                )
+            for listing_id in listings:
+                args = _admit_args(requests, by_listing[listing_id])
+                pipeline.evalsha(sha, 3, *self.keys(listing_id).all(), *args)
             try:
                 raw: list[Any] = pipeline.execute(raise_on_error=False)
             except redis.RedisError:
-                raw = [None] * len(indexes)
-            for i, answer in zip(indexes, raw, strict=True):
-                if answer is not None and not isinstance(answer, Exception):
-                    answers[i] = _admission(answer)
-                    continue
-                request = requests[i]
-                try:
-                    answers[i] = self.admit(
-                        request.listing_id, request.order_id, request.buyer_id, request.quantity
-                    )
-                except redis.RedisError as error:
-                    answers[i] = error
+                raw = [None] * len(listings)
+            for listing_id, answered in zip(listings, raw, strict=True):
+                self._admit_listing(requests, listing_id, by_listing[listing_id], answered, answers)
         return [answer for answer in answers if answer is not None]
 
-    def _by_node(self, requests: Sequence[AdmitRequest]) -> list[tuple[Any, list[int]]]:
-        """The requests' indexes grouped by the client that reaches their listing's node."""
+    def _admit_listing(
+        self,
+        requests: Sequence[AdmitRequest],
+        listing_id: str,
+        indexes: list[int],
+        answered: Any,
+        answers: list[Admission | redis.RedisError | None],
+    ) -> None:
+        """Put one listing's answers in place; without a good answer from the pipeline, its
+        call is made on its own (through ``Script``, which loads the script on NOSCRIPT)."""
+        if answered is None or isinstance(answered, Exception):
+            try:
+                answered = self._admit(keys=self.keys(listing_id).all(), args=_admit_args(requests, indexes))
+            except redis.RedisError as error:
+                for i in indexes:
+                    answers[i] = error
+                return
+        for i, answer in zip(indexes, answered, strict=True):
+            answers[i] = _admission(answer)
+
+    def _by_node(self, listing_ids: list[str]) -> list[tuple[Any, list[str]]]:
+        """The listings grouped by the client that reaches their node."""
         if not isinstance(self._client, redis.RedisCluster):
-            return [(self._client, list(range(len(requests))))]
-        groups: dict[str, tuple[Any, list[int]]] = {}
-        for i, request in enumerate(requests):
-            node = self._client.get_node_from_key(self.keys(request.listing_id).state)  # type: ignore[no-untyped-call]
-            groups.setdefault(node.name, (node.redis_connection, []))[1].append(i)
+            return [(self._client, listing_ids)]
+        groups: dict[str, tuple[Any, list[str]]] = {}
+        for listing_id in listing_ids:
+            node = self._client.get_node_from_key(self.keys(listing_id).state)  # type: ignore[no-untyped-call]
+            groups.setdefault(node.name, (node.redis_connection, []))[1].append(listing_id)
         return list(groups.values())
 
     def release(self, listing_id: str, order_id: str) -> int:
@@ -170,17 +180,26 @@ class RedisGate:
         )
 
 
+def _admit_args(requests: Sequence[AdmitRequest], indexes: list[int]) -> list[Any]:
+    """The ADMIT script's arguments for these requests: order id, buyer, quantity of each."""
+    args: list[Any] = []
+    for i in indexes:
+        request = requests[i]
+        args += (request.order_id, request.buyer_id, request.quantity)
+    return args
+
+
 _DECISIONS = {decision.value: decision for decision in Decision}
 
 
 def _admission(answer: list[Any]) -> Admission:
+    """The ADMIT script's answer for one order (its numbers come as integers)."""
     decision = _DECISIONS[answer[0]]
+    if decision is Decision.ADMITTED or decision is Decision.SOLD_OUT:
+        return Admission(decision, answer[1], answer[2])
     if decision is Decision.UNLOADED:
         return Admission(decision)
-    seq = int(answer[1])
-    if decision in (Decision.ADMITTED, Decision.SOLD_OUT):
-        return Admission(decision, seq, tokens_left=int(answer[2]))
     if decision is Decision.LIMIT:
-        return Admission(decision, seq, used=int(answer[2]), limit=int(answer[3]))
+        return Admission(decision, answer[1], used=answer[2], limit=answer[3])
     buyer, units = answer[2].split(" ")
-    return Admission(decision, seq, admitted_as=(buyer, int(units)))
+    return Admission(decision, answer[1], admitted_as=(buyer, int(units)))

@@ -9,42 +9,55 @@ A listing's keys:
   buyers   hash: buyer id -> units admitted (kept only when there is a limit)
 """
 
-# KEYS: state, orders, buyers. ARGV: order_id, buyer_id, quantity.
-# Answers {outcome, seq, detail...}: "unloaded" (no state: load from the store first;
-# no seq), "replay" (the id was admitted; its "buyer quantity"), "limit" (used, limit),
-# "sold_out" (tokens left), "admitted" (tokens left). The state is read in one HMGET and
-# written in one HSET: each redis.call costs the server, and this script is the hot path.
+# KEYS: state, orders, buyers. ARGV: order_id, buyer_id, quantity of one order or of
+# several, decided in turn as if each were a call of its own (a batch costs the server and
+# the client one call instead of one each). Answers, per order, {outcome, seq, detail...}:
+# "unloaded" (no state: load from the store first; no seq), "replay" (the id was admitted;
+# its "buyer quantity"), "limit" (used, limit), "sold_out" (tokens left), "admitted" (tokens
+# left), the numbers as integers. The state is read in one HMGET and written in one HSET:
+# each redis.call costs the server, and this script is the hot path. Integers it stores are
+# formatted by hand: Lua's own number to string turns 15 digits into 1e+14.
 ADMIT = """
 local state = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'limit', 'tokens')
+local answers = {}
 if not state[1] then
-    return {'unloaded'}
+    for i = 1, #ARGV, 3 do
+        answers[#answers + 1] = {'unloaded'}
+    end
+    return answers
 end
-local seq = state[2] or '0'
-local admitted = redis.call('HGET', KEYS[2], ARGV[1])
-if admitted then
-    return {'replay', seq, admitted}
-end
-local quantity = tonumber(ARGV[3])
+local seq = tonumber(state[2] or '0')
 local limit = tonumber(state[3] or '0')
-if limit > 0 then
-    local used = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
-    if used + quantity > limit then
-        return {'limit', seq, tostring(used), tostring(limit)}
+local tokens = tonumber(state[4] or '0')
+local changed = false
+for i = 1, #ARGV, 3 do
+    local order_id, buyer_id, quantity = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+    local admitted = redis.call('HGET', KEYS[2], order_id)
+    local used = 0
+    if not admitted and limit > 0 then
+        used = tonumber(redis.call('HGET', KEYS[3], buyer_id) or '0')
+    end
+    if admitted then
+        answers[#answers + 1] = {'replay', seq, admitted}
+    elseif limit > 0 and used + quantity > limit then
+        answers[#answers + 1] = {'limit', seq, used, limit}
+    elseif tokens < quantity then
+        answers[#answers + 1] = {'sold_out', seq, tokens}
+    else
+        seq = seq + 1
+        tokens = tokens - quantity
+        changed = true
+        redis.call('HSET', KEYS[2], order_id, buyer_id .. ' ' .. ARGV[i + 2])
+        if limit > 0 then
+            redis.call('HINCRBY', KEYS[3], buyer_id, quantity)
+        end
+        answers[#answers + 1] = {'admitted', seq, tokens}
     end
 end
-local tokens = tonumber(state[4] or '0')
-if tokens < quantity then
-    return {'sold_out', seq, tostring(tokens)}
+if changed then
+    redis.call('HSET', KEYS[1], 'tokens', string.format('%d', tokens), 'seq', string.format('%d', seq))
 end
--- Integers formatted by hand: Lua's own number to string turns 15 digits into 1e+14.
-seq = string.format('%d', tonumber(seq) + 1)
-local left = string.format('%d', tokens - quantity)
-redis.call('HSET', KEYS[1], 'tokens', left, 'seq', seq)
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
-if limit > 0 then
-    redis.call('HINCRBY', KEYS[3], ARGV[2], quantity)
-end
-return {'admitted', seq, left}
+return answers
 """
 
 # KEYS: state, orders, buyers. ARGV: order_id, then "tokens" to give its tokens back

@@ -81,7 +81,7 @@ class GatedPlacement:
         """An expired order was paid and took stock again: the gate counts it again (and takes
         its tokens), as an admission of the same order would."""
         for line in order.lines:
-            self._gate.admit(line.listing_id, order.order_id, order.buyer_id, line.quantity)
+            self._gate.admit(line.listing_id, order.order_id, order.buyer_id, line.quantity, _ignored)
 
     def close(self) -> None:
         self._loader.shutdown(wait=True)
@@ -93,14 +93,17 @@ class GatedPlacement:
         # Loads done before asking: an answer of "unloaded" calls for a load only when no
         # load was done since, which would otherwise replace admissions made after it.
         loads = self._loads.get(line.listing_id, 0)
-        admitting = self._gate.admit(line.listing_id, request.order_id, request.buyer_id, line.quantity)
-        admitting.add_done_callback(
-            lambda done: self._decided(done, request, answer, again=again, loads=loads)
+        self._gate.admit(
+            line.listing_id,
+            request.order_id,
+            request.buyer_id,
+            line.quantity,
+            lambda decision: self._decided(decision, request, answer, again=again, loads=loads),
         )
 
     def _decided(
         self,
-        done: Future[Admission],
+        decision: Admission | None,
         request: PlaceRequest,
         answer: Future[Placement],
         *,
@@ -108,7 +111,6 @@ class GatedPlacement:
         loads: int,
     ) -> None:
         try:
-            decision = None if done.exception() is not None else done.result()
             if decision is None or decision.decision is Decision.UNLOADED:
                 # Loaded once this order is decided, so the load sees it. Orders decided
                 # meanwhile by other requests may be missed: the store still holds them to
@@ -254,6 +256,10 @@ class GatedPlacement:
             ahead = presale.presale_left(tx, listing, levels, used) or 0
             sellable = rules.sellable(listing, levels, used) + ahead
             return listing, sellable, tx.live_lines(listing_id)
+
+
+def _ignored(_: Admission | None) -> None:
+    """The answer to an admission made only to count an order in the gate."""
 
 
 def _own_order(placement: Placement, request: PlaceRequest) -> bool:
