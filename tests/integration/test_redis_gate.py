@@ -21,6 +21,7 @@ from redis_cluster import LocalCluster
 from redis_servers import MAX_CONNECTIONS, single_redis
 from stockguard.domain.model import LiveLine
 from stockguard.gate import AdmitRequest, RedisGate
+from stockguard.gate.pipe import AdmissionPipe
 from stockguard.service.admission import Admission, Decision
 
 REDIS_URL = os.environ.get("STOCKGUARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -251,3 +252,73 @@ def test_the_gate_goes_on_after_its_master_is_killed_and_a_replica_promoted(
     assert admit("o-0", "buyer-0") is Decision.REPLAY
     decisions = [admit(f"o-{n}", f"buyer-{n}") for n in range(4, 12)]
     assert Counter(decisions) == {Decision.ADMITTED: 6, Decision.SOLD_OUT: 2}
+
+
+@pytest.fixture
+def piped() -> Iterator[tuple[RedisGate, AdmissionPipe, Any]]:
+    """A gate on the single Redis and the pipe its client sends admissions through."""
+    client = single_redis()
+    gate = RedisGate(client, f"sg-test-{secrets.token_hex(4)}")
+    pipe = AdmissionPipe.of(gate)
+    assert pipe is not None
+    yield gate, pipe, client
+    pipe.close()
+    client.delete(*gate.keys("hot").all())
+    client.close()
+
+
+def _requests(first: int, count: int) -> list[AdmitRequest]:
+    return [AdmitRequest("hot", f"o-{n}", f"b-{n}", 1) for n in range(first, first + count)]
+
+
+def test_batches_sent_before_earlier_answers_are_read_are_answered_in_order(
+    piped: tuple[RedisGate, AdmissionPipe, Any],
+) -> None:
+    gate, pipe, _ = piped
+    gate.load("hot", tokens=4, limit=None, live=[])
+    first, second = pipe.send(_requests(0, 3)), pipe.send(_requests(3, 3))
+    answers = [*pipe.receive(first), *pipe.receive(second)]
+    assert all(isinstance(answer, Admission) for answer in answers)
+    admissions = [answer for answer in answers if isinstance(answer, Admission)]
+    assert [answer.decision for answer in admissions] == [Decision.ADMITTED] * 4 + [Decision.SOLD_OUT] * 2
+    seqs = [answer.seq or 0 for answer in admissions]
+    assert seqs == sorted(seqs)  # read in the order Redis decided them
+    assert [answer.tokens_left for answer in admissions] == [3, 2, 1, 0, 0, 0]
+
+
+def test_a_pipe_meeting_noscript_asks_again(piped: tuple[RedisGate, AdmissionPipe, Any]) -> None:
+    gate, pipe, client = piped
+    gate.load("hot", tokens=5, limit=None, live=[])
+    client.script_flush()  # as after a restart: the batch's EVALSHA answers NOSCRIPT
+    answers = pipe.receive(pipe.send(_requests(0, 2)))
+    assert [answer.decision for answer in answers if isinstance(answer, Admission)] == [Decision.ADMITTED] * 2
+    state = gate.state("hot")
+    assert state is not None
+    assert state.tokens == 3
+
+
+def test_a_pipe_whose_connection_dropped_asks_again_and_takes_no_token_twice(
+    piped: tuple[RedisGate, AdmissionPipe, Any],
+) -> None:
+    gate, pipe, client = piped
+    gate.load("hot", tokens=10, limit=None, live=[])
+    pipe.receive(pipe.send(_requests(0, 1)))  # the pipe holds a connection now
+    client.client_kill_filter(_type="normal", skipme=True)  # every other connection, the pipe's too
+    first, second = pipe.send(_requests(1, 3)), pipe.send(_requests(4, 3))  # into the closed connection
+    answers = {"first": pipe.receive(first)}  # read fails: asked again, now
+    third = pipe.send(_requests(7, 3))  # on a new connection, decided as it arrives
+    answers["second"] = pipe.receive(second)  # on the closed one: asked again, not read from the new one
+    answers["third"] = pipe.receive(third)
+    left = {
+        batch: [(answer.decision, answer.tokens_left) for answer in found if isinstance(answer, Admission)]
+        for batch, found in answers.items()
+    }
+    admitted = Decision.ADMITTED
+    assert left == {
+        "first": [(admitted, 8), (admitted, 7), (admitted, 6)],
+        "third": [(admitted, 5), (admitted, 4), (admitted, 3)],
+        "second": [(admitted, 2), (admitted, 1), (admitted, 0)],
+    }
+    state = gate.state("hot")
+    assert state is not None
+    assert (state.tokens, len(state.orders)) == (0, 10)  # one token per order, none twice

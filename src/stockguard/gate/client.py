@@ -22,12 +22,14 @@ import logging
 import queue
 import secrets
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import redis
 
 from stockguard.domain.model import LiveLine
+from stockguard.gate.pipe import AdmissionPipe, Sent
 from stockguard.gate.redis_gate import AdmitRequest, RedisGate
 from stockguard.service.admission import Admission, Answered, Decision, GateState
 from stockguard.stores.sql.forks import QueueThread, take_waiting
@@ -111,29 +113,55 @@ class GateClient:
 
     # -- the thread
     def _loop(self, queued: queue.SimpleQueue[_Admit | _Tell | None]) -> None:
-        while True:
-            batch: list[_Admit | _Tell] | None = take_waiting(queued, MAX_BATCH)
-            if batch is None:
-                return
-            admits: list[_Admit] = []
-            for call in batch:
-                if isinstance(call, _Admit):
-                    admits.append(call)
-                    continue
-                try:
-                    call(self._gate)
-                except redis.RedisError as error:
-                    # The gate may now be off by this call: the store still decides every
-                    # order, and `stockguard check` reports what drifted.
-                    log.warning("gate call failed: %s", error)
-            if admits:
-                self._admit_all(admits)
+        pipe = AdmissionPipe.of(self._gate)  # None on a cluster: each batch waits for its answers
+        on_their_way: deque[tuple[list[_Admit], Sent]] = deque()
+        try:
+            while True:
+                batch: list[_Admit | _Tell] | None = take_waiting(queued, MAX_BATCH, block=not on_their_way)
+                if batch is None:
+                    break
+                admits: list[_Admit] = []
+                for call in batch:
+                    if isinstance(call, _Admit):
+                        admits.append(call)
+                        continue
+                    while on_their_way:  # a call that tells the gate something comes after them
+                        self._receive(pipe, *on_their_way.popleft())
+                    self._tell(call)
+                if admits and pipe is None:
+                    self._admit_all(admits)
+                elif admits and pipe is not None:
+                    on_their_way.append((admits, pipe.send([call.request for call in admits])))
+                # Two batches on their way at most: the older one's answers are read once a
+                # newer one was sent, or when nothing new is waiting.
+                if on_their_way and (len(on_their_way) > 1 or not batch):
+                    self._receive(pipe, *on_their_way.popleft())
+        finally:
+            while on_their_way:
+                self._receive(pipe, *on_their_way.popleft())
+            if pipe is not None:
+                pipe.close()
+
+    def _tell(self, call: _Tell) -> None:
+        try:
+            call(self._gate)
+        except redis.RedisError as error:
+            # The gate may now be off by this call: the store still decides every
+            # order, and `stockguard check` reports what drifted.
+            log.warning("gate call failed: %s", error)
 
     def _admit_all(self, admits: list[_Admit]) -> None:
         try:
             answers = self._gate.admit_many([call.request for call in admits])
         except redis.RedisError as error:  # e.g. no node of a cluster reachable to route by
             answers = [error] * len(admits)
+        self._give(admits, answers)
+
+    def _receive(self, pipe: AdmissionPipe | None, admits: list[_Admit], sent: Sent) -> None:
+        assert pipe is not None  # only a pipe sends
+        self._give(admits, pipe.receive(sent))
+
+    def _give(self, admits: list[_Admit], answers: list[Admission | redis.RedisError]) -> None:
         unreachable: redis.RedisError | None = None
         for call, answer in zip(admits, answers, strict=True):
             if isinstance(answer, redis.RedisError):

@@ -67,28 +67,35 @@ class RedisGate:
         pipeline (NOSCRIPT, a slot that moved, a dropped connection) is made again on its own,
         which loads the script or follows the cluster's redirection (an order it had admitted
         answers ``replay`` then); one that fails again answers its error for each of its orders."""
-        by_listing: dict[str, list[int]] = {}
-        for i, request in enumerate(requests):
-            by_listing.setdefault(request.listing_id, []).append(i)
+        by_listing = by_listing_of(requests)
         answers: list[Admission | redis.RedisError | None] = [None] * len(requests)
         if len(by_listing) == 1:
-            self._admit_listing(requests, *by_listing.popitem(), None, answers)
+            self.settle(requests, *by_listing.popitem(), None, answers)
             return [answer for answer in answers if answer is not None]
         for node, listings in self._by_node(list(by_listing)):
             pipeline = node.pipeline(transaction=False)
-            sha = self._admit.sha
             for listing_id in listings:
-                args = _admit_args(requests, by_listing[listing_id])
-                pipeline.evalsha(sha, 3, *self.keys(listing_id).all(), *args)
+                pipeline.execute_command(*self.admit_command(requests, listing_id, by_listing[listing_id]))
             try:
                 raw: list[Any] = pipeline.execute(raise_on_error=False)
             except redis.RedisError:
                 raw = [None] * len(listings)
             for listing_id, answered in zip(listings, raw, strict=True):
-                self._admit_listing(requests, listing_id, by_listing[listing_id], answered, answers)
+                self.settle(requests, listing_id, by_listing[listing_id], answered, answers)
         return [answer for answer in answers if answer is not None]
 
-    def _admit_listing(
+    def admit_command(
+        self, requests: Sequence[AdmitRequest], listing_id: str, indexes: list[int]
+    ) -> list[Any]:
+        """The ADMIT script's call (by SHA) for these requests of one listing."""
+        keys = self.keys(listing_id).all()
+        return ["EVALSHA", self._admit.sha, 3, *keys, *_admit_args(requests, indexes)]
+
+    def single_server(self) -> redis.Redis | None:
+        """The client, when the gate runs on one Redis (not a cluster)."""
+        return None if isinstance(self._client, redis.RedisCluster) else self._client
+
+    def settle(
         self,
         requests: Sequence[AdmitRequest],
         listing_id: str,
@@ -96,8 +103,9 @@ class RedisGate:
         answered: Any,
         answers: list[Admission | redis.RedisError | None],
     ) -> None:
-        """Put one listing's answers in place; without a good answer from the pipeline, its
-        call is made on its own (through ``Script``, which loads the script on NOSCRIPT)."""
+        """Put one listing's answers to ``admit_command`` in place; without a good answer (None,
+        or an error), its call is made again on its own (through ``Script``, which loads the
+        script on NOSCRIPT), where an order it had admitted answers ``replay``."""
         if answered is None or isinstance(answered, Exception):
             try:
                 answered = self._admit(keys=self.keys(listing_id).all(), args=_admit_args(requests, indexes))
@@ -178,6 +186,14 @@ class RedisGate:
         return GateState(
             int(state["tokens"]), int(state["limit"]), state["epoch"], int(state["seq"]), orders, buyers
         )
+
+
+def by_listing_of(requests: Sequence[AdmitRequest]) -> dict[str, list[int]]:
+    """The requests' indexes by listing, each listing's in the order given."""
+    by_listing: dict[str, list[int]] = {}
+    for i, request in enumerate(requests):
+        by_listing.setdefault(request.listing_id, []).append(i)
+    return by_listing
 
 
 def _admit_args(requests: Sequence[AdmitRequest], indexes: list[int]) -> list[Any]:

@@ -28,13 +28,17 @@ def generation() -> int:
     return _forks_seen[0]
 
 
-def take_waiting(waiting: queue.SimpleQueue[T | None], limit: int) -> list[T] | None:
-    """Block for one item, then take every item already queued, up to ``limit``.
+def take_waiting(waiting: queue.SimpleQueue[T | None], limit: int, *, block: bool = True) -> list[T] | None:
+    """Block for one item (``block=False``: answer [] when none is queued), then take every
+    item already queued, up to ``limit``.
 
     None in the queue means stop: it ends the batch, stays queued for the next
     call, and the call after the last batch answers None.
     """
-    first = waiting.get()
+    try:
+        first = waiting.get(block=block)
+    except queue.Empty:
+        return []
     if first is None:
         return None
     batch = [first]
