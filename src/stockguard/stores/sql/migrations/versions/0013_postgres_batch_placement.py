@@ -21,6 +21,8 @@ listing once. The rules are those of the one-order placement (0002, behind
 the guard of 0010), decided in the same order with the same answers:
 ``tests/integration/test_postgres_batch_placement.py`` runs random batches
 through both and compares every answer and every row they leave.
+``bench/pg_growth.py`` (batches of 64, medians of 3 runs): 1,378 to 1,417 holds/s
+before, 4,039 to 4,282 after.
 """
 
 from alembic import op
