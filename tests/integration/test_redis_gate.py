@@ -11,7 +11,7 @@ import os
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from redis_cluster import LocalCluster
 from redis_servers import MAX_CONNECTIONS, single_redis
 from stockguard.domain.model import LiveLine
 from stockguard.gate import AdmitRequest, RedisGate
+from stockguard.gate.client import GateClient
 from stockguard.gate.pipe import AdmissionPipe
 from stockguard.service.admission import Admission, Decision
 
@@ -137,11 +138,15 @@ def test_load_replaces_the_state_with_the_stores(gate: RedisGate) -> None:
     gate.load("hot", tokens=9, limit=2, live=[])
     gate.admit("hot", "stale", "carol", 1)
     first = gate.state("hot")
-    epoch = gate.load("hot", tokens=4, limit=2, live=[LiveLine("o-1", "alice", 2), LiveLine("o-2", "bob", 1)])
+    loaded = gate.load(
+        "hot", tokens=4, limit=2, live=[LiveLine("o-1", "alice", 2), LiveLine("o-2", "bob", 1)]
+    )
     state = gate.state("hot")
     assert state is not None
     assert first is not None
-    assert state.epoch == epoch != first.epoch
+    assert state.epoch == loaded.epoch != first.epoch
+    assert state.seq == loaded.seq == first.seq + 1  # above the state it replaced, not back to 1
+    assert state.seq == loaded.seq == first.seq + 1  # above the state it replaced, not back to 1
     assert state.tokens == 4
     assert state.orders == {"o-1": ("alice", 2), "o-2": ("bob", 1)}
     assert state.buyers == {"alice": 2, "bob": 1}
@@ -306,9 +311,9 @@ def test_a_pipe_whose_connection_dropped_asks_again_and_takes_no_token_twice(
     client.client_kill_filter(_type="normal", skipme=True)  # every other connection, the pipe's too
     first, second = pipe.send(_requests(1, 3)), pipe.send(_requests(4, 3))  # into the closed connection
     answers = {"first": pipe.receive(first)}  # read fails: asked again, now
-    third = pipe.send(_requests(7, 3))  # on a new connection, decided as it arrives
-    answers["second"] = pipe.receive(second)  # on the closed one: asked again, not read from the new one
-    answers["third"] = pipe.receive(third)
+    assert not second.on_working_line  # so the client asks it again before it sends a newer batch
+    answers["second"] = pipe.receive(second)
+    answers["third"] = pipe.receive(pipe.send(_requests(7, 3)))  # on a new connection
     left = {
         batch: [(answer.decision, answer.tokens_left) for answer in found if isinstance(answer, Admission)]
         for batch, found in answers.items()
@@ -316,9 +321,89 @@ def test_a_pipe_whose_connection_dropped_asks_again_and_takes_no_token_twice(
     admitted = Decision.ADMITTED
     assert left == {
         "first": [(admitted, 8), (admitted, 7), (admitted, 6)],
-        "third": [(admitted, 5), (admitted, 4), (admitted, 3)],
-        "second": [(admitted, 2), (admitted, 1), (admitted, 0)],
+        "second": [(admitted, 5), (admitted, 4), (admitted, 3)],
+        "third": [(admitted, 2), (admitted, 1), (admitted, 0)],
     }
     state = gate.state("hot")
     assert state is not None
     assert (state.tokens, len(state.orders)) == (0, 10)  # one token per order, none twice
+
+
+class _Answers:
+    """What a GateClient answered, by order id, as its callers hear it."""
+
+    def __init__(self, expected: int) -> None:
+        self.by_order: dict[str, list[Admission | None]] = {}
+        self._lock = threading.Lock()
+        self._expected = expected
+        self.all_in = threading.Event()
+
+    def to(self, order_id: str) -> Callable[[Admission | None], None]:
+        def answered(admission: Admission | None) -> None:
+            with self._lock:
+                self.by_order.setdefault(order_id, []).append(admission)
+                if sum(map(len, self.by_order.values())) == self._expected:
+                    self.all_in.set()
+
+        return answered
+
+    def admitted_tokens_left(self, prefix: str) -> list[int]:
+        """The tokens left after each admission of the orders whose ids start with ``prefix``."""
+        return sorted(
+            admission.tokens_left or 0
+            for order, heard in self.by_order.items()
+            for admission in heard
+            if order.startswith(prefix) and admission is not None and admission.decision is Decision.ADMITTED
+        )
+
+
+def test_the_client_answers_every_admission_once_and_tells_in_order(gate: RedisGate) -> None:
+    gate.load("hot", tokens=150, limit=None, live=[])
+    gate.load("other", tokens=20, limit=None, live=[])
+    client = GateClient(gate)
+    answers, late = _Answers(expected=250), _Answers(expected=1)
+    try:
+        for n in range(200):
+            client.admit("hot", f"h-{n}", f"b-{n}", 1, answers.to(f"h-{n}"))
+            if n < 50:
+                client.admit("other", f"x-{n}", f"b-{n}", 1, answers.to(f"x-{n}"))
+        assert answers.all_in.wait(30)
+        client.release("hot", "h-0")  # as the service does once the store refused h-0
+        client.admit("hot", "late", "zoe", 1, late.to("late"))  # decided after the release
+        assert late.all_in.wait(10)
+    finally:
+        client.close()
+    assert all(len(heard) == 1 and heard[0] is not None for heard in answers.by_order.values())
+    assert answers.admitted_tokens_left("h-") == list(range(150))  # each token once, to one order each
+    assert answers.admitted_tokens_left("x-") == list(range(20))
+    assert late.admitted_tokens_left("late") == [0]  # the token h-0 gave back
+
+
+def test_a_failing_caller_does_not_stop_the_client(gate: RedisGate) -> None:
+    gate.load("hot", tokens=5, limit=None, live=[])
+    client = GateClient(gate)
+    answers = _Answers(expected=1)
+
+    def fails(_: Admission | None) -> None:
+        raise RuntimeError("a caller's own bug")
+
+    try:
+        client.admit("hot", "o-1", "alice", 1, fails)
+        client.admit("hot", "o-2", "bob", 1, answers.to("o-2"))
+        assert answers.all_in.wait(10)
+    finally:
+        client.close()
+    assert answers.admitted_tokens_left("o-2") == [3]
+
+
+def test_closing_the_client_answers_what_was_queued(gate: RedisGate) -> None:
+    gate.load("hot", tokens=1_000, limit=None, live=[])
+    client = GateClient(gate)
+    answers = _Answers(expected=300)
+    for n in range(300):
+        client.admit("hot", f"o-{n}", f"b-{n}", 1, answers.to(f"o-{n}"))
+    client.close()
+    assert answers.all_in.is_set()
+    state = gate.state("hot")
+    assert state is not None
+    assert state.tokens == 700

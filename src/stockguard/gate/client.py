@@ -87,9 +87,10 @@ class GateClient:
 
     def load(self, listing_id: str, tokens: int, limit: int | None, live: Iterable[LiveLine]) -> None:
         """Synchronous: the caller loads from a thread of its own, and waits for Redis."""
-        seen = self._seen.get(listing_id, 0)
-        self._gate.load(listing_id, tokens, limit, live, seen_seq=seen)
-        self._saw(listing_id, seen + 1)
+        loaded = self._gate.load(listing_id, tokens, limit, live, seen_seq=self._seen.get(listing_id, 0))
+        # Answers to admissions made before the load and read after it carry a lower seq: they
+        # count as from a gate gone back in time (their orders take the path without a gate).
+        self._saw(listing_id, loaded.seq)
         log.info('{"gate_loaded": "%s", "tokens": %d}', listing_id, tokens)
 
     def state(self, listing_id: str) -> GateState | None:
@@ -131,6 +132,10 @@ class GateClient:
                 if admits and pipe is None:
                     self._admit_all(admits)
                 elif admits and pipe is not None:
+                    # Batches whose line failed are asked again before a newer batch is sent,
+                    # so Redis still decides the batches in the order they were taken.
+                    while any(not sent.on_working_line for _, sent in on_their_way):
+                        self._receive(pipe, *on_their_way.popleft())
                     on_their_way.append((admits, pipe.send([call.request for call in admits])))
                 # Two batches on their way at most: the older one's answers are read once a
                 # newer one was sent, or when nothing new is waiting.

@@ -43,6 +43,11 @@ class Sent:
     by_listing: dict[str, list[int]]
     line: _Line | None  # None: it could not be sent
 
+    @property
+    def on_working_line(self) -> bool:
+        """False once its answers can only come from asking again."""
+        return self.line is not None and self.line.working
+
 
 class AdmissionPipe:
     def __init__(self, gate: RedisGate, client: redis.Redis) -> None:
@@ -64,24 +69,31 @@ class AdmissionPipe:
             line = self._working_line()
             line.connection.send_packed_command(line.connection.pack_commands(commands))
             sent.line = line
-        except (redis.ConnectionError, redis.TimeoutError):
+        except redis.RedisError:  # not sent, or not all of it: the line cannot be trusted
             self._drop_line()
         return sent
 
     def receive(self, sent: Sent) -> list[Admission | redis.RedisError]:
         """The batch's answers, in the order of its requests (read from the line, or asked again)."""
         answers: list[Admission | redis.RedisError | None] = [None] * len(sent.requests)
+        line = sent.line
         for listing_id, indexes in sent.by_listing.items():
             answered: Any = None
-            line = sent.line
             if line is not None and line.working:
                 try:
                     answered = line.connection.read_response()
-                except redis.ResponseError:  # e.g. NOSCRIPT: this call alone failed
-                    answered = None
-                except (redis.ConnectionError, redis.TimeoutError):
+                except redis.RedisError:
+                    # A call that failed (NOSCRIPT after a restart) is made again on another
+                    # connection, so the calls sent after it on this one are made again after
+                    # it too (in order: seq only grows); a connection that failed is gone.
                     self._drop_line(line)
-            self._gate.settle(sent.requests, listing_id, indexes, answered, answers)
+            try:
+                self._gate.settle(sent.requests, listing_id, indexes, answered, answers)
+            except Exception as error:  # an answer not of ADMIT's shape: nothing after it can be read
+                if line is not None:
+                    self._drop_line(line)
+                for i in indexes:
+                    answers[i] = redis.RedisError(f"unreadable answer from the gate: {error!r}")
         return [answer for answer in answers if answer is not None]
 
     def close(self) -> None:

@@ -39,6 +39,11 @@ class AdmitRequest(NamedTuple):  # one per order on the hot path: cheaper than a
     quantity: int
 
 
+class Loaded(NamedTuple):
+    epoch: str  # a new one for every load
+    seq: int  # the listing's change count now
+
+
 class RedisGate:
     def __init__(self, client: Any, prefix: str = DEFAULT_PREFIX) -> None:
         """``client``: a ``redis.Redis`` or ``redis.RedisCluster`` with ``decode_responses=True``."""
@@ -142,17 +147,16 @@ class RedisGate:
         limit: int | None,
         live: Iterable[LiveLine],
         seen_seq: int = 0,
-    ) -> str:
+    ) -> Loaded:
         """Replace the gate's state for a listing with the store's: tokens set aside for the
         gate, the per-buyer limit, and the live orders (id, buyer, quantity). ``seen_seq``: the
-        highest seq the caller has seen, so the new state counts on from above it. Answers
-        the new epoch."""
+        highest seq the caller has seen, so the new state counts on from above it (and above
+        the state it replaces). Answers the new epoch and the seq it starts from."""
         epoch = secrets.token_hex(8)
         args: list[Any] = [epoch, tokens, limit or 0, seen_seq + 1]
         for line in live:
             args.extend((line.order_id, line.buyer_id, line.quantity))
-        self._load(keys=self.keys(listing_id).all(), args=args)
-        return epoch
+        return Loaded(epoch, int(self._load(keys=self.keys(listing_id).all(), args=args)))
 
     def bound_tokens(
         self, listing_id: str, *, at_most: int | None = None, at_least: int | None = None

@@ -85,10 +85,13 @@ return quantity
 """
 
 # KEYS: state, orders, buyers. ARGV: epoch, tokens, limit, seq (to start from: above
-# any the loader has seen, so seq never goes back across a reload), then order_id,
-# buyer_id, quantity triples of the live orders the store holds for the listing.
-# Replaces whatever the gate held for the listing, in one step.
+# any the loader has seen), then order_id, buyer_id, quantity triples of the live orders
+# the store holds for the listing. Replaces whatever the gate held for the listing, in
+# one step, and answers the seq it starts from: above the loader's and above the one it
+# replaces (answers the loader has not read yet may carry that one), so seq never goes
+# back across a reload.
 LOAD = """
+local seq = math.max(tonumber(ARGV[4]), tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') + 1)
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 local limit = tonumber(ARGV[3])
 for i = 5, #ARGV, 3 do
@@ -97,8 +100,9 @@ for i = 5, #ARGV, 3 do
         redis.call('HINCRBY', KEYS[3], ARGV[i + 1], tonumber(ARGV[i + 2]))
     end
 end
-redis.call('HSET', KEYS[1], 'tokens', ARGV[2], 'limit', ARGV[3], 'epoch', ARGV[1], 'seq', ARGV[4])
-return 1
+redis.call('HSET', KEYS[1], 'tokens', ARGV[2], 'limit', ARGV[3], 'epoch', ARGV[1],
+           'seq', string.format('%d', seq))
+return seq
 """
 
 # KEYS: state. ARGV: "at_most" or "at_least", and a number of tokens: the tokens become
