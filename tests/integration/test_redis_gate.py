@@ -264,8 +264,7 @@ def piped() -> Iterator[tuple[RedisGate, AdmissionPipe, Any]]:
     """A gate on the single Redis and the pipe its client sends admissions through."""
     client = single_redis()
     gate = RedisGate(client, f"sg-test-{secrets.token_hex(4)}")
-    pipe = AdmissionPipe.of(gate)
-    assert pipe is not None
+    pipe = AdmissionPipe(gate)
     yield gate, pipe, client
     pipe.close()
     client.delete(*gate.keys("hot").all())

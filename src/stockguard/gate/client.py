@@ -114,7 +114,7 @@ class GateClient:
 
     # -- the thread
     def _loop(self, queued: queue.SimpleQueue[_Admit | _Tell | None]) -> None:
-        pipe = AdmissionPipe.of(self._gate)  # None on a cluster: each batch waits for its answers
+        pipe = AdmissionPipe(self._gate)
         on_their_way: deque[tuple[list[_Admit], Sent]] = deque()
         try:
             while True:
@@ -129,11 +129,9 @@ class GateClient:
                     while on_their_way:  # a call that tells the gate something comes after them
                         self._receive(pipe, *on_their_way.popleft())
                     self._tell(call)
-                if admits and pipe is None:
-                    self._admit_all(admits)
-                elif admits and pipe is not None:
-                    # Batches whose line failed are asked again before a newer batch is sent,
-                    # so Redis still decides the batches in the order they were taken.
+                if admits:
+                    # Batches not on a working line are read (asked) before a newer batch is
+                    # sent, so Redis decides the batches in the order they were taken.
                     while any(not sent.on_working_line for _, sent in on_their_way):
                         self._receive(pipe, *on_their_way.popleft())
                     on_their_way.append((admits, pipe.send([call.request for call in admits])))
@@ -144,8 +142,7 @@ class GateClient:
         finally:
             while on_their_way:
                 self._receive(pipe, *on_their_way.popleft())
-            if pipe is not None:
-                pipe.close()
+            pipe.close()
 
     def _tell(self, call: _Tell) -> None:
         try:
@@ -155,15 +152,7 @@ class GateClient:
             # order, and `stockguard check` reports what drifted.
             log.warning("gate call failed: %s", error)
 
-    def _admit_all(self, admits: list[_Admit]) -> None:
-        try:
-            answers = self._gate.admit_many([call.request for call in admits])
-        except redis.RedisError as error:  # e.g. no node of a cluster reachable to route by
-            answers = [error] * len(admits)
-        self._give(admits, answers)
-
-    def _receive(self, pipe: AdmissionPipe | None, admits: list[_Admit], sent: Sent) -> None:
-        assert pipe is not None  # only a pipe sends
+    def _receive(self, pipe: AdmissionPipe, admits: list[_Admit], sent: Sent) -> None:
         self._give(admits, pipe.receive(sent))
 
     def _give(self, admits: list[_Admit], answers: list[Admission | redis.RedisError]) -> None:

@@ -8,10 +8,12 @@ batch's answers. Redis answers a connection's commands in the order they were
 sent, so the answers come in the order of the batches, and each listing's
 change count (``seq``) still only grows in what the client reads.
 
-One Redis only: on a cluster the client keeps ``RedisGate.admit_many``.
-A call that fails (NOSCRIPT after a restart, a connection that dropped) is
-made again through ``RedisGate.settle``, as in ``admit_many``; a dropped
-connection fails every batch still on it, and the next batch takes a new one.
+On a cluster a batch is not sent ahead: it is decided when its answers are
+asked for, by ``RedisGate.admit_many`` (one pipeline per node), as is a batch
+that could not be sent. A call that fails (NOSCRIPT after a restart, a
+connection that dropped) is made again through ``RedisGate.settle``; a
+dropped connection fails every batch still on it, and the next batch takes a
+new one.
 """
 
 from __future__ import annotations
@@ -29,10 +31,14 @@ from stockguard.service.admission import Admission
 
 @dataclass
 class _Line:
-    """A connection the pipe sends on, while it works."""
+    """A connection the pipe sends on, while it works, and the pool it goes back to."""
 
     connection: Any
+    pool: redis.ConnectionPool
     working: bool = True
+
+    def give_back(self) -> None:
+        self.pool.release(self.connection)
 
 
 @dataclass
@@ -41,32 +47,31 @@ class Sent:
 
     requests: Sequence[AdmitRequest]
     by_listing: dict[str, list[int]]
-    line: _Line | None  # None: it could not be sent
+    line: _Line | None  # None: not sent (a cluster, or sending failed); asked when read
 
     @property
     def on_working_line(self) -> bool:
-        """False once its answers can only come from asking again."""
+        """False once its answers can only come from asking (again): the client reads such a
+        batch before it sends a newer one, so Redis decides the batches in the order taken."""
         return self.line is not None and self.line.working
 
 
 class AdmissionPipe:
-    def __init__(self, gate: RedisGate, client: redis.Redis) -> None:
+    def __init__(self, gate: RedisGate) -> None:
         self._gate = gate
-        self._pool = client.connection_pool
+        server = gate.single_server()
+        self._pool = None if server is None else server.connection_pool  # None: a cluster
         self._line: _Line | None = None
         self._pid = os.getpid()
-
-    @classmethod
-    def of(cls, gate: RedisGate) -> AdmissionPipe | None:
-        client = gate.single_server()
-        return None if client is None else cls(gate, client)
 
     def send(self, requests: Sequence[AdmitRequest]) -> Sent:
         by_listing = by_listing_of(requests)
         sent = Sent(requests, by_listing, None)
+        if self._pool is None:
+            return sent
         commands = [self._gate.admit_command(requests, listing, at) for listing, at in by_listing.items()]
         try:
-            line = self._working_line()
+            line = self._working_line(self._pool)
             line.connection.send_packed_command(line.connection.pack_commands(commands))
             sent.line = line
         except redis.RedisError:  # not sent, or not all of it: the line cannot be trusted
@@ -74,12 +79,17 @@ class AdmissionPipe:
         return sent
 
     def receive(self, sent: Sent) -> list[Admission | redis.RedisError]:
-        """The batch's answers, in the order of its requests (read from the line, or asked again)."""
-        answers: list[Admission | redis.RedisError | None] = [None] * len(sent.requests)
+        """The batch's answers, in the order of its requests (read from the line, or asked)."""
         line = sent.line
+        if line is None:
+            try:
+                return self._gate.admit_many(sent.requests)
+            except redis.RedisError as error:  # e.g. no node of a cluster reachable to route by
+                return [error] * len(sent.requests)
+        answers: list[Admission | redis.RedisError | None] = [None] * len(sent.requests)
         for listing_id, indexes in sent.by_listing.items():
             answered: Any = None
-            if line is not None and line.working:
+            if line.working:
                 try:
                     answered = line.connection.read_response()
                 except redis.RedisError:
@@ -90,22 +100,21 @@ class AdmissionPipe:
             try:
                 self._gate.settle(sent.requests, listing_id, indexes, answered, answers)
             except Exception as error:  # an answer not of ADMIT's shape: nothing after it can be read
-                if line is not None:
-                    self._drop_line(line)
+                self._drop_line(line)
                 for i in indexes:
                     answers[i] = redis.RedisError(f"unreadable answer from the gate: {error!r}")
         return [answer for answer in answers if answer is not None]
 
     def close(self) -> None:
         if self._line is not None and self._pid == os.getpid():
-            self._pool.release(self._line.connection)
+            self._line.give_back()
         self._line = None
 
-    def _working_line(self) -> _Line:
+    def _working_line(self, pool: redis.ConnectionPool) -> _Line:
         if self._pid != os.getpid():  # a forked child: the connection is the parent's
             self._line, self._pid = None, os.getpid()
         if self._line is None or not self._line.working:
-            self._line = _Line(self._pool.get_connection())
+            self._line = _Line(pool.get_connection(), pool)
         return self._line
 
     def _drop_line(self, line: _Line | None = None) -> None:
@@ -115,6 +124,6 @@ class AdmissionPipe:
             return
         line.working = False
         line.connection.disconnect()
-        self._pool.release(line.connection)
+        line.give_back()
         if self._line is line:
             self._line = None
