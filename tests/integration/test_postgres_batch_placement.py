@@ -7,7 +7,8 @@ stock, a shortage, all three strategies) and every reason it hands an order to
 the service (a listing with rules of the service's own, an unknown listing,
 mixed strategies, an order id the store holds or the batch repeats, holds
 that ran out, before the batch or within it). The batch runs through ``stockguard_place_many`` and, from the
-same state, through 0011's function; the answers and every row either leaves
+same state, through 0011's function (with the one-order functions it called,
+which 0013 dropped); the answers and every row either leaves
 (orders, lines, the ledger, stock, listings, events) must be the same.
 """
 
@@ -78,11 +79,31 @@ def catalog_url() -> str:
             sg.place_order(f"old-{n}", buyer, [(listing, 1)])
         sg.count("e", 0, "breakage")  # a shortage: "short" holds a unit the count took away
         with psycopg.connect(url, autocommit=True) as connection:
-            reference = revision_module("0011_postgres_events_once_per_batch").PLACE_MANY
-            connection.execute(reference.replace("stockguard_place_many(", f"{REFERENCE}("))
+            for function in _reference_functions():
+                connection.execute(function)
     finally:
         sg.close()
     return url
+
+
+def _reference_functions() -> list[str]:
+    """0011's stockguard_place_many and the one-order functions it called (which 0013 dropped),
+    under names of their own."""
+    before = revision_module("0013_postgres_batch_placement")
+    core, _unused, quiet, emit_placed = before.ONE_ORDER_BEFORE
+    place_many = revision_module("0011_postgres_events_once_per_batch").PLACE_MANY
+    renamed = {
+        "stockguard_place_core(": "reference_place_core(",
+        "stockguard_place_quiet(": "reference_place_quiet(",
+        "stockguard_emit_placed(": "reference_emit_placed(",
+        "stockguard_place_many(": f"{REFERENCE}(",
+    }
+    functions = []
+    for function in (core, quiet, emit_placed, place_many):
+        for name, reference in renamed.items():
+            function = function.replace(name, reference)
+        functions.append(function)
+    return functions
 
 
 def _random_batch(seed: int) -> list[list[Any]]:

@@ -24,6 +24,11 @@ through both and compares every answer and every row they leave.
 ``bench/pg_growth.py`` (batches of 64, medians of 3 runs): 1,378 to 1,417 holds/s
 before, 4,039 to 4,282 after.
 
+``stockguard_place`` (one order: the service's path when a batch's statement
+failed) becomes a batch of one, and the functions that decided one order
+before (0002's, with 0006's, 0007's and 0011's wrappers) are dropped: the
+rules live in one function.
+
 What the batch reads once, it holds to for the batch: a listing's terms
 changed by the catalog while a batch runs apply from the next batch (its
 orders are decided as if the batch ran just before the change), and an order
@@ -329,12 +334,51 @@ $$;
 """
 
 
+# One order (the service's path when a batch's statement failed) is a batch of one, so the
+# rules live in one function.
+PLACE_ONE = r"""
+CREATE OR REPLACE FUNCTION stockguard_place(
+    p_order_id text, p_buyer_id text, p_lines jsonb, p_now double precision
+) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN stockguard_place_many(
+        jsonb_build_array(jsonb_build_array(p_order_id, p_buyer_id, p_lines, p_now)))->0;
+END;
+$$;
+"""
+
+SIGNATURE = "(text, text, jsonb, double precision)"
+_0011 = revision_module("0011_postgres_events_once_per_batch")
+# What decided one order before, called per order by 0011's stockguard_place_many: dropped here,
+# made again by the downgrade (in this order: each calls those before it).
+ONE_ORDER_BEFORE = (
+    # 0002's function, renamed by 0006 and 0007 (its guards and events moved around it).
+    revision_module("0002_postgres_one_step_placement").PLACE.replace(
+        "CREATE OR REPLACE FUNCTION stockguard_place(", "CREATE FUNCTION stockguard_place_core("
+    ),
+    revision_module("0007_change_events_outbox").PLACE_PLAIN,  # unused since 0011
+    _0011.QUIET,
+    _0011.EMIT_PLACED,
+)
+DROPPED = (
+    f"stockguard_place_quiet{SIGNATURE}",
+    f"stockguard_place_plain{SIGNATURE}",
+    f"stockguard_place_core{SIGNATURE}",
+    "stockguard_emit_placed(jsonb, double precision)",
+)
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PLACE_MANY)
+        op.execute(PLACE_ONE)
+        for function in DROPPED:
+            op.execute(f"DROP FUNCTION {function}")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        # CREATE OR REPLACE drops the function's SET as well.
-        op.execute(revision_module("0011_postgres_events_once_per_batch").PLACE_MANY)
+        for function in ONE_ORDER_BEFORE:
+            op.execute(function)
+        op.execute(_0011.PLACE)
+        op.execute(_0011.PLACE_MANY)  # CREATE OR REPLACE drops the function's SET as well
